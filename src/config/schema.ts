@@ -664,7 +664,7 @@ const tokenExchange = z.strictObject({
   issuer: httpUrl,
   /** What an exchanged token may be for (`aud`; `audience` or `resource` picks one); default the issuer. */
   audiences: z.array(z.string().min(1)).min(1).optional(),
-  /** The longest an exchanged token lives; never past the subject token's own `exp`. */
+  /** The longest an exchanged token lives; never past the subject or actor token's own `exp`. */
   lifetime: duration.prefault('15m').refine((ms) => ms >= 1_000 && ms <= 86_400_000, 'lifetime is 1s to 1d').meta(atLeast(1000)),
   /** Refuse an exchange without actor_token (no `act`: a user merely narrowing their own token). */
   require_actor: z.boolean().default(true),

@@ -13,7 +13,7 @@ import { GatewayError } from './gateway-error.ts'
  * The token endpoint's codes take OAuth's shape instead (RFC 6749 §5.2), which OAuth clients read.
  */
 export function problemBody(err: GatewayError, requestId: string): string {
-  if (isOAuthCode(err.code)) return JSON.stringify({ error: err.code, error_description: err.detail, request_id: requestId })
+  if (isOAuthCode(err.code)) return JSON.stringify({ error: err.code, error_description: oauthErrorText(err.detail), request_id: requestId })
   return JSON.stringify({
     type: `urn:bouncer:error:${err.code}`,
     title: ERROR_CODES[err.code].title,
@@ -22,6 +22,16 @@ export function problemBody(err: GatewayError, requestId: string): string {
     detail: err.detail,
     request_id: requestId,
   })
+}
+
+/**
+ * `text` in the characters an OAuth error_description may hold (RFC 6749 §5.2, RFC 6750 §3:
+ * %x20-21 / %x23-5B / %x5D-7E): quotes and backslashes as ', the RFCs' § and a truncation's … spelt
+ * out, anything else outside printable ASCII as ?. The probe found the token endpoint's JSON
+ * answers quoting role names and citing sections in characters OAuth clients may refuse.
+ */
+export function oauthErrorText(text: string): string {
+  return text.replaceAll('§', 'section ').replaceAll('…', '...').replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?')
 }
 
 function problemHeaders(err: GatewayError, requestId: string, body: string): Record<string, string | number> {

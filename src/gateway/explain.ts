@@ -11,7 +11,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
 import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
-  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, valueNestsTooDeep,
+  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, untrustedProviderRefusal, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type Introspector, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -460,6 +460,8 @@ export function identityOf(issuers: readonly IssuerConfig[], request: ExplainReq
     return { identity: null, problems, described }
   }
   identity = acting
+  const untrusted = issuer.name === EXCHANGE_ISSUER ? untrustedProviderRefusal(identity, (iss) => issuerNameOf(iss) !== undefined) : null
+  if (untrusted !== null) problems.push({ code: 'issuer_unknown', detail: untrusted })
   described.sub = identity.sub
   described.client_id = identity.clientId
   return { identity, problems, described }

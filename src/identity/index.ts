@@ -11,7 +11,7 @@ export { apiKeyRevocations, createApiKeyDirectoryRegistry, openApiKeyStore, type
 export { apiKeyId, newApiKey, parseApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
 export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'
 export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'
-export { carriesUserClaims, delegatedIdentity, exchangedIdentity, IDP_CLAIMS, splitUserClaims, type OwnTokens } from './own-tokens.ts'
+export { carriesUserClaims, delegatedIdentity, exchangedIdentity, IDP_CLAIMS, splitUserClaims, untrustedProviderRefusal, type OwnTokens } from './own-tokens.ts'
 export { decodeCompactJwt, MAX_JSON_DEPTH, nestsTooDeep, valueNestsTooDeep, type DecodedJwt } from './jws.ts'
 export { createSignIn, sessionId, type BrowserAnswer, type SignIn } from './sessions/sign-in.ts'
 export { createSessionStoreRegistry, openSessionStore, type SessionStoreRegistry } from './sessions/registry.ts'

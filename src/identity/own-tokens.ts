@@ -140,6 +140,18 @@ export function exchangedIdentity(identity: Identity, claims: JWTPayload, issuer
 }
 
 /**
+ * Why a token the gateway exchanged is no longer taken because the provider of the user's token
+ * (`idp`) or of the agent's (`act.iss`) is not among the issuers `trusted` (those of the running
+ * config), or null. The probe found such a token served, and its tunnel kept, after a reload that
+ * removed that provider: the user's own token was refused at once, yet the exchanged token's roles
+ * are the ones it carries, so no trust rule was left to refuse it.
+ */
+export function untrustedProviderRefusal(identity: Identity, trusted: (iss: string) => boolean): string | null {
+  const gone = [identity.idp, identity.actor?.iss].find((iss) => iss !== undefined && !trusted(iss))
+  return gone === undefined ? null : `The token was exchanged for a token of ${gone}, which no configured issuer has any longer.`
+}
+
+/**
  * Another issuer's token acting for a user (an `act` claim, as an identity provider's own token
  * exchange or on-behalf-of flow writes it): the same Identity with its actor, decided for both.
  * Null when `act` names nobody: refused, never read as the user alone.

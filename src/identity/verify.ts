@@ -14,7 +14,7 @@ import type { CompactJWSHeaderParameters, JWTPayload, JWTVerifyGetKey, Protected
 import { jose } from './jose.ts'
 import { createLru } from '../collections/index.ts'
 import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
-import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
+import { GatewayError, oauthErrorText, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import { bearerToken } from '../http/index.ts'
 import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -22,7 +22,7 @@ import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, keyRemovalCount, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
-import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
+import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, untrustedProviderRefusal, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
@@ -83,6 +83,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // `act` naming it names one of its agents.
   const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name ?? (introspection?.issuer.issuer === iss ? introspection.issuer.name : undefined)
   const configuredIssuers = [...byIss.keys()]
+  // Every issuer of the config, its keys held here or not (an introspecting one without jwks_uri has
+  // none, and the MCP endpoint's verifier has no introspector): those an exchanged token's user and
+  // agent may still come from (untrustedProviderRefusal).
+  const providers = new Set([...options.issuers.map((config) => config.issuer), ...(introspection ? [introspection.issuer.issuer] : [])])
   // Verified tokens, so a dashboard sending the same token a thousand times pays for one signature
   // check. Keyed by the whole token string (no encoding two tokens could share), bounded
   // (server.token_cache_entries, least recently used out first); an entry never outlives its token
@@ -142,6 +146,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const verified = identityFromClaims(rule.config, claims)
     const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : delegatedIdentity(verified, claims, issuerNameOf)
     if (identity === null) throw namesNoActor()
+    const untrusted = rule.own ? untrustedProviderRefusal(identity, (iss) => providers.has(iss)) : null
+    if (untrusted !== null) throw unauthorized('issuer_unknown', untrusted)
     // A cached verification lives at most one key refresh, and is dropped when a refresh finds a
     // key gone (above): a key removed from the issuer's JWKS stops being honoured for cached
     // tokens when it does for new ones.
@@ -285,7 +291,7 @@ function bearerTokenOf(authorization: string | undefined): string {
 
 /** A 401 with RFC 6750's WWW-Authenticate naming the problem. */
 export function unauthorized(code: ErrorCode, detail: string): GatewayError {
-  return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${headerSafe(detail)}"` } })
+  return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${oauthErrorText(detail)}"` } })
 }
 
 /** The refusal of an `act` claim that names nobody, here and in explain (gateway/explain.ts). */
@@ -296,9 +302,6 @@ function namesNoActor(): GatewayError {
 }
 
 /** A quoted-string (RFC 9110 §5.6.4) without quotes, backslashes or non-ASCII. */
-function headerSafe(text: string): string {
-  return text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?')
-}
 
 function keysUnavailable(rule: IssuerRule, cause?: unknown): GatewayError {
   const why = cause !== undefined ? describeFetchError(cause) : (rule.keys.lastError ?? 'still loading')

@@ -42,7 +42,7 @@ it('takes a parameter sent without a value as omitted (RFC 6749 §3.1)', async (
 
 it('says a token with white space in it is no token, not that a header is malformed', async () => {
   const answer = await exchange({ actor_token: `${agent.slice(0, 20)} ${agent.slice(20)}` })
-  expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'actor_token holds white space: a token is one word (RFC 6750 §2.1).' } })
+  expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'actor_token holds white space: a token is one word (RFC 6750 section 2.1).' } })
 })
 
 it('says a content-encoded token request is not read, rather than that its parameters are missing', async () => {

@@ -176,7 +176,7 @@ describe('POST /oauth2/token', () => {
     expect((await exchange({ requested_token_type: ACCESS_TOKEN })).body).toMatchObject({ issued_token_type: ACCESS_TOKEN })
     const saml = await exchange({ requested_token_type: 'urn:ietf:params:oauth:token-type:saml2' })
     expect(saml).toMatchObject({ status: 400, body: { error: 'invalid_request' } })
-    expect(saml.body.error_description).toMatch(/^requested_token_type "urn:ietf:params:oauth:token-type:saml2" is not one the gateway issues/)
+    expect(saml.body.error_description).toMatch(/^requested_token_type 'urn:ietf:params:oauth:token-type:saml2' is not one the gateway issues/)
   })
 
   it('is audited: the record names the user, the agent and the roles granted; a refusal names its reason', async () => {
@@ -215,18 +215,18 @@ describe('POST /oauth2/token', () => {
     expect(decodeJwt(await exchanged({ scope: 'analyst' })).roles).toEqual(['analyst'])
     const notDelegated = await exchange({ scope: 'analyst reporter' })
     expect(notDelegated).toMatchObject({ status: 400, body: { error: 'invalid_scope' } })
-    expect(notDelegated.body.error_description).toBe('Role "reporter" is not one agent "reports-agent" may act with (analyst).')
+    expect(notDelegated.body.error_description).toBe('Role \'reporter\' is not one agent \'reports-agent\' may act with (analyst).')
     const notHeld = await exchange({ scope: 'agent' })
     expect(notHeld).toMatchObject({ status: 400, body: { error: 'invalid_scope' } })
-    expect(notHeld.body.error_description).toBe('Role "agent" is not one the user holds (analyst, reporter).')
+    expect(notHeld.body.error_description).toBe('Role \'agent\' is not one the user holds (analyst, reporter).')
     const long = await exchange({ scope: 'r'.repeat(5000) })
-    expect(long.body.error_description).toBe(`Role "${'r'.repeat(64)}…(truncated, 5000 chars)" is not one the user holds (analyst, reporter).`)
+    expect(long.body.error_description).toBe(`Role '${'r'.repeat(64)}...(truncated, 5000 chars)' is not one the user holds (analyst, reporter).`)
   })
 
   it('refuses an agent no token_exchange.actors entry names (unauthorized_client)', async () => {
     const answer = await exchange({ actor_token: rogue })
     expect(answer).toMatchObject({ status: 400, body: { error: 'unauthorized_client' } })
-    expect(answer.body.error_description).toContain('Agent "rogue-agent" (issuer "corp") may not act for users')
+    expect(answer.body.error_description).toContain('Agent \'rogue-agent\' (issuer \'corp\') may not act for users')
   })
 
   it('refuses an expired or forged subject token, and an exchanged one (invalid_grant, saying which token)', async () => {
@@ -249,7 +249,7 @@ describe('POST /oauth2/token', () => {
       [{ actor_token: null, actor_token_type: null }, 'invalid_request', /^actor_token is missing/],
       [{ subject_token: null, subject_token_type: null }, 'invalid_request', /^subject_token is missing/],
       [{ subject_token_type: null }, 'invalid_request', /^subject_token_type is missing/],
-      [{ actor_token_type: 'urn:ietf:params:oauth:token-type:saml2' }, 'invalid_request', /^actor_token_type "urn:ietf:params:oauth:token-type:saml2" is not supported/],
+      [{ actor_token_type: 'urn:ietf:params:oauth:token-type:saml2' }, 'invalid_request', /^actor_token_type 'urn:ietf:params:oauth:token-type:saml2' is not supported/],
       [{ grant_type: null }, 'invalid_request', /^grant_type is missing/],
       [{ grant_type: 'client_credentials' }, 'unsupported_grant_type', /^Only urn:ietf:params:oauth:grant-type:token-exchange/],
       [{ scope: '   ' }, 'invalid_scope', /^scope is empty/],
@@ -266,7 +266,7 @@ describe('POST /oauth2/token', () => {
     const huge = await exchange({ subject_token: 'x'.repeat(70_000) })
     expect(huge).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'The token request is larger than 65536 bytes.' } })
     const twice = await exchange({}, { body: `grant_type=${encodeURIComponent(GRANT)}&scope=analyst&scope=reporter` })
-    expect(twice).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'scope is given more than once (RFC 6749 §3.1).' } })
+    expect(twice).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'scope is given more than once (RFC 6749 section 3.1).' } })
     // RFC 8693 §2.1 allows several audience or resource parameters; a token for one target is what the gateway issues (§2.2.2).
     for (const target of ['audience', 'resource']) {
       const several = await exchange({}, { body: `grant_type=${encodeURIComponent(GRANT)}&${target}=a&${target}=b` })

@@ -1,7 +1,8 @@
 // The gateway as an OAuth authorization server for one grant, token exchange: its issuer
 // identifier, the audiences its tokens may be for, and the issuer rules its own tokens are
 // verified with when they come back as bearer tokens.
-import { EXCHANGE_ISSUER, type Config, type IssuerConfig, type TokenExchangeConfig } from '../../config/index.ts'
+import { EXCHANGE_ISSUER, jwtIssuers, type Config, type IssuerConfig, type TokenExchangeConfig } from '../../config/index.ts'
+import { untrustedProviderRefusal } from '../../identity/index.ts'
 import type { Identity } from '../../request/index.ts'
 
 export const TOKEN_PATH = '/oauth2/token'
@@ -64,5 +65,11 @@ export function ownTokenRefusal(config: Config, identity: Identity): string | nu
   if (identity.audience === undefined || !audiences.includes(identity.audience)) {
     return `the gateway no longer accepts its exchanged tokens for ${identity.audience ?? 'no audience'} (token_exchange.audiences)`
   }
-  return null
+  return ownTokenProviderRefusal(config, identity)
+}
+
+/** Why `config` would refuse an exchanged token for the provider of its user or agent (a sentence's end), or null: untrustedProviderRefusal. */
+export function ownTokenProviderRefusal(config: Config, identity: Identity): string | null {
+  const refusal = untrustedProviderRefusal(identity, (iss) => jwtIssuers(config).some((issuer) => issuer.issuer === iss))
+  return refusal === null ? null : refusal.replace(/^The token/, 'the token').replace(/\.$/, '')
 }

@@ -6,7 +6,7 @@
 // granted — the requested roles (`scope`, space-separated role names) that the user holds and the
 // agent may act with (token_exchange.actors) —, the user's own claims (those it states itself
 // under `idp_claims`), and `exp` the earliest of the requested lifetime (`expires_in`),
-// token_exchange.lifetime, the user's own token's `exp`, and, for a token checked by introspection
+// token_exchange.lifetime, the user's and the agent's own tokens' `exp`, and, for a token checked by introspection
 // (the user's or the agent's), its issuer's introspection.cache. The agent's own roles travel in
 // `act.roles`, its own token's claims beside them (for its statements' conditions): a call made
 // with the token is allowed only where both sides' roles allow
@@ -111,6 +111,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     const subject = await verified('subject_token', subjectToken, clientIp)
     const actor = actorToken === undefined ? null : await verified('actor_token', actorToken, clientIp)
     tried(callerOf(subject, actor, null))
+    if (actor) checkMayAct(subject, actor)
     const userRoles = options.rolesFor(subject)
     const actorRoles = actor ? options.rolesFor(actor) : []
     const delegable = actor ? delegableRoles(actor, actorRoles, userRoles) : userRoles
@@ -127,10 +128,11 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     }
 
     const issuedAt = Math.floor(now() / 1000)
-    // An introspected token may have no exp (expiresAt 0): the provider vouched for it, and lifetime bounds the new one.
-    const remaining = subject.expiresAt > 0 ? subject.expiresAt - issuedAt : Infinity
-    if (remaining <= 0) throw refuse('invalid_grant', 'subject_token: the token has expired.')
-    const lifetime = Math.min(Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity, remaining, untilRevocationSeen(subject, actor))
+    const lifetime = Math.min(
+      Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity,
+      secondsLeft('subject_token', subject, issuedAt), actor ? secondsLeft('actor_token', actor, issuedAt) : Infinity,
+      untilRevocationSeen(subject, actor),
+    )
     // The user's own claims, each once: those the token states itself (roles, scope, scp, azp…) as
     // they were under idp_claims, the others beside its own. The verifier puts them back together
     // for statement conditions (own-tokens.ts): the probe found the user's provider `roles` and
@@ -166,6 +168,19 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
     return { answer: { access_token: token, issued_token_type: requestedType, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }, caller }
+  }
+
+  /**
+   * Seconds until the user's or the agent's own token expires: a delegation outlives neither (the
+   * probe found one lasting the whole lifetime for an agent whose token had seconds left). An
+   * introspected token may have no exp (expiresAt 0): the provider vouched for it, and lifetime
+   * bounds the new one. One within its issuer's clock tolerance past exp has nothing left to give.
+   */
+  function secondsLeft(which: 'subject_token' | 'actor_token', identity: Identity, issuedAt: number): number {
+    if (identity.expiresAt <= 0) return Infinity
+    const left = identity.expiresAt - issuedAt
+    if (left <= 0) throw refuse('invalid_grant', `${which}: the token has expired.`)
+    return left
   }
 
   /**
@@ -272,6 +287,22 @@ function callerOf(subject: Identity, actor: Identity | null, grant: { roles: rea
     }),
     credential: 'bearer',
     roles: grant?.roles ?? [],
+  }
+}
+
+/**
+ * RFC 8693 §4.4: a user's token that names the party that may act for its user (`may_act`, its
+ * `sub` and `iss`, the token's own issuer when none is stated) lets no other agent act for them.
+ * The probe found it read as one more claim: any agent the actors config allowed was granted a token.
+ */
+function checkMayAct(subject: Identity, actor: Identity): void {
+  const mayAct = subject.claims.may_act
+  if (mayAct === undefined) return
+  const named = mayAct !== null && typeof mayAct === 'object' ? (mayAct as Record<string, unknown>) : {}
+  if (typeof named.sub !== 'string') throw refuse('invalid_grant', 'subject_token: its may_act claim (RFC 8693 §4.4) names no party by sub, so no agent may act for its user.')
+  const iss = typeof named.iss === 'string' ? named.iss : subject.iss
+  if (named.sub !== actor.sub || iss !== actor.iss) {
+    throw refuse('invalid_grant', `subject_token: its may_act claim (RFC 8693 §4.4) lets ${truncateClientValue(named.sub, 128)} of ${truncateClientValue(iss, 128)} act for its user, not ${actor.sub} of ${actor.iss}.`)
   }
 }
 

@@ -12,7 +12,7 @@ import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type
 import type { AuthFailureGuard } from '../../limits/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import { audiencesOf, issuerOf } from '../exchange/issuer.ts'
+import { audiencesOf, issuerOf, ownTokenProviderRefusal } from '../exchange/issuer.ts'
 
 export const METADATA_PREFIX = '/.well-known/oauth-protected-resource'
 
@@ -64,7 +64,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
       if (!deps.own || deps.own.config.issuer !== identity.iss) return 'the gateway no longer accepts its own exchanged tokens here (token_exchange)'
       if (identity.audience !== mcp.resource) return `the token is for ${identity.audience ?? 'no audience'}, not ${mcp.resource} (mcp.resource)`
       if (ownTokens === null) return `token_exchange.audiences no longer lists ${mcp.resource}: the gateway no longer accepts its exchanged tokens here`
-      return null
+      return ownTokenProviderRefusal(config, identity)
     }
     const issuer = accepting.find((candidate) => candidate.name === identity.issuerName && candidate.issuer === identity.iss)
     if (issuer === undefined) return `issuer "${identity.issuerName}" (${identity.iss}) is no longer trusted`

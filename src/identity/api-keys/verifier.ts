@@ -8,7 +8,7 @@
 // hit, SHA-256 of the secret and a constant-time compare, and a Map write for the last-used time.
 // Measured (bench/identity.ts): 2.7 µs against 2.0 µs for a cached JWT; SHA-256 is most of the
 // difference (1.7% of the bouncer-api-key case's CPU profile).
-import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import { GatewayError, oauthErrorText, type ErrorCode } from '../../errors/index.ts'
 import { bearerToken, isApiKeyBearer } from '../../http/index.ts'
 import { CredentialRefused, type Authenticated, type CredentialInput, type CredentialVerifier } from '../authenticate.ts'
 import type { ApiKeyDirectory } from './directory.ts'
@@ -94,6 +94,6 @@ function keyHeader(raw: readonly string[], name: string): { count: number; value
 }
 
 function refusal(code: ErrorCode, detail: string, holder?: Authenticated): GatewayError {
-  const options = { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"` } }
+  const options = { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${oauthErrorText(detail)}"` } }
   return holder === undefined ? new GatewayError(code, options) : new CredentialRefused(code, options, holder)
 }
