@@ -63,7 +63,7 @@ export interface IssuerKeys {
 }
 
 /**
- * Bumped each time a refresh finds a key gone from an issuer's set. The verified-token caches
+ * Bumped each time a fetch finds a key gone from an issuer's set. The verified-token caches
  * (verify.ts) compare it at each request and drop what they hold when it moved: a token verified
  * with the removed key was otherwise honoured from the cache up to one more refresh interval.
  * A thread's own count: each worker has its own registries and caches.
@@ -74,9 +74,9 @@ export function keyRemovalCount(): number {
   return keyRemovals
 }
 
-/** The keys' identities (kid and public material): read at a refresh only, never per request. */
-function keyIdentities(set: JSONWebKeySet | undefined): Set<string> {
-  return new Set((set?.keys ?? []).map((key) => JSON.stringify([key.kid ?? null, key.kty, key.crv ?? null, key.n ?? null, key.e ?? null, key.x ?? null, key.y ?? null])))
+/** The keys' identities (kid and public material): read at a fetch only, never per request. */
+function keyIdentities(set: JSONWebKeySet): Set<string> {
+  return new Set(set.keys.map((key) => JSON.stringify([key.kid ?? null, key.kty, key.crv ?? null, key.n ?? null, key.e ?? null, key.x ?? null, key.y ?? null])))
 }
 
 export interface KeySetEvents {
@@ -136,7 +136,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       // after its headers counted as a success, so no cool-down began and every unknown kid fetched
       // again (a stalled body costing each request the whole timeout).
       const body = await boundedText(response, 'the JWKS endpoint')
-      assertKeySet(body)
+      noteWithdrawnKeys(assertKeySet(body))
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
       // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
@@ -145,6 +145,23 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       lastError = describeFetchError(err)
       throw err
     }
+  }
+
+  /**
+   * Compared at every fetch that worked, whoever asked for it: the scheduled refresh, a reload, or a
+   * token's unknown kid (a provider's first token with its new key). Compared in load() alone, a
+   * rotation learnt from an unknown kid was never seen as one (the next refresh found the set it
+   * already had), and a token verified with the withdrawn key was answered from the token cache up
+   * to jwks_refresh_interval, while the same key's other tokens were refused (found by a probe).
+   */
+  let published: Set<string> | undefined
+  function noteWithdrawnKeys(set: JSONWebKeySet): void {
+    const fetched = keyIdentities(set)
+    const removed = published === undefined ? 0 : [...published].filter((key) => !fetched.has(key)).length
+    published = fetched
+    if (removed === 0) return
+    keyRemovals++
+    logger.info({ issuer: config.name, removed }, 'issuer keys refreshed: keys the provider no longer publishes are no longer honoured, cached verifications included')
   }
 
   function schedule(ms: number): void {
@@ -188,7 +205,6 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   }
 
   async function load(): Promise<void> {
-    const before = keySet?.jwks()
     try {
       const moved = rediscover ? await movedKeySet() : undefined
       if (moved) keySet = moved
@@ -201,14 +217,6 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
         await keySet.reload()
       }
       rediscover = false
-      if (before !== undefined) {
-        const now = keyIdentities(keySet.jwks())
-        const removed = [...keyIdentities(before)].filter((key) => !now.has(key)).length
-        if (removed > 0) {
-          keyRemovals++
-          logger.info({ issuer: config.name, removed }, 'issuer keys refreshed: keys the provider no longer publishes are no longer honoured, cached verifications included')
-        }
-      }
       if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
       state = 'ready'
       lastError = null
@@ -310,8 +318,8 @@ async function boundedText(response: Response, what: string): Promise<string> {
   return Buffer.concat(chunks, bytes).toString('utf8')
 }
 
-/** Throws unless the body is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
-function assertKeySet(body: string): void {
+/** The key set the body is; throws unless it is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
+function assertKeySet(body: string): JSONWebKeySet {
   let json: unknown
   try {
     json = JSON.parse(body)
@@ -327,6 +335,7 @@ function assertKeySet(body: string): void {
   // provider, a cache in front of it answering a stub), and taken as the keys it dropped every
   // cached one, refusing every token until the next refresh (found by an adversarial probe).
   if ((json as JSONWebKeySet).keys.length === 0) throw new Error('the JWKS endpoint answered 200 with a key set that holds no key')
+  return json as JSONWebKeySet
 }
 
 /** OpenID Connect Discovery 1.0 §4: the document must name exactly the configured issuer. */
