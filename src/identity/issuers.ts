@@ -94,17 +94,25 @@ export class CoolingDown extends Error {
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
 
+/** The keys a key set holds and where it fetched them: what its successor for the same keys starts from. */
+interface HeldKeys {
+  jwks: JSONWebKeySet
+  jwksUri: string
+  fetchedAt: number
+}
+
 /**
  * `offline`: never fetch (bouncer explain compiles a runtime without touching the network).
  * Otherwise key loads run as the background task issuer_keys: a failed load is counted there.
  */
 export type KeyLoading = { offline: true } | { offline?: false; background: BackgroundTasks }
 
-function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
+/** `seed`: the keys the key set this one replaces held, for the same issuer and jwks_uri (createIssuerRegistry). */
+function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading, seed?: HeldKeys): IssuerKeys & { held(): HeldKeys | undefined } {
   let keySet: RemoteKeySet | undefined
-  let state: KeySetState = 'loading'
+  let state: KeySetState = seed ? 'ready' : 'loading'
   let lastError: string | null = null
-  let lastRefreshAt: number | null = null
+  let lastRefreshAt: number | null = seed?.fetchedAt ?? null
   let attempted = false
   let attemptedNow: () => void = () => {}
   const firstAttempt = new Promise<void>((resolve) => (attemptedNow = resolve))
@@ -154,7 +162,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
    * already had), and a token verified with the withdrawn key was answered from the token cache up
    * to jwks_refresh_interval, while the same key's other tokens were refused (found by a probe).
    */
-  let published: Set<string> | undefined
+  let published: Set<string> | undefined = seed && keyIdentities(seed.jwks)
   function noteWithdrawnKeys(set: JSONWebKeySet): void {
     const fetched = keyIdentities(set)
     const removed = published === undefined ? 0 : [...published].filter((key) => !fetched.has(key)).length
@@ -172,14 +180,19 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     timer.unref()
   }
 
-  function remoteKeySet(jwksUri: string): RemoteKeySet {
-    const { createRemoteJWKSet, customFetch } = jose()
+  function remoteKeySet(jwksUri: string, held?: HeldKeys): RemoteKeySet {
+    const { createRemoteJWKSet, customFetch, jwksCache } = jose()
     return createRemoteJWKSet(new URL(jwksUri), {
       cooldownDuration: config.jwks_cooldown,
       cacheMaxAge: Number.POSITIVE_INFINITY,
       timeoutDuration: FETCH_TIMEOUT_MS,
       [customFetch]: gatedFetch,
+      ...(held ? { [jwksCache]: { uat: held.fetchedAt, jwks: held.jwks } } : {}),
     })
+  }
+  if (seed) {
+    if (config.jwks_uri === undefined) discoveredJwksUri = seed.jwksUri
+    keySet = remoteKeySet(seed.jwksUri, seed)
   }
 
   /**
@@ -261,6 +274,11 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   return {
     name: config.name,
     issuer: config.issuer,
+    held() {
+      const jwks = holdsKeys() ? keySet?.jwks() : undefined
+      const jwksUri = config.jwks_uri ?? discoveredJwksUri
+      return jwks && jwksUri !== undefined ? { jwks, jwksUri, fetchedAt: lastRefreshAt ?? 0 } : undefined
+    },
     get getKey() {
       return keySet
     },
@@ -369,11 +387,28 @@ export function describeFetchError(err: unknown): string {
 
 export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
 
-/** Key sets live as long as their issuer's settings: a reload keeps the loaded keys of an unchanged issuer. */
+/**
+ * Key sets live as long as their issuer's settings: a reload keeps the loaded keys of an unchanged
+ * issuer. One whose other settings changed (its name, jwks_cooldown, jwks_refresh_interval) but not
+ * where its keys come from (issuer, jwks_uri) gets a new key set that starts from the keys the old
+ * one holds, and refreshes them at once: started empty, such a reload made while the provider was
+ * down turned every valid token of the issuer into a 503 until it came back (found by a probe).
+ */
 export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerRegistry {
+  const newestBySource = new Map<string, ReturnType<typeof createIssuerKeys>>()
+  const sourceOf = (c: IssuerConfig) => JSON.stringify([c.issuer, c.jwks_uri ?? null])
   return createSharedResources({
     fingerprint: (c) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown]),
-    create: (config) => createIssuerKeys(config, logger, events, loading),
-    close: (keys) => keys.close(),
+    create: (config) => {
+      // Offline (explain) nothing is fetched, nor handed on.
+      const seed = loading.offline ? undefined : newestBySource.get(sourceOf(config))?.held()
+      const keys = createIssuerKeys(config, logger, events, loading, seed)
+      newestBySource.set(sourceOf(config), keys)
+      return keys
+    },
+    close: (keys) => {
+      for (const [source, newest] of newestBySource) if (newest === keys) newestBySource.delete(source)
+      keys.close()
+    },
   })
 }
