@@ -361,13 +361,16 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
   if (response.status !== 200) throw new Error(`discovery at ${url} answered ${response.status}`)
-  let document: { issuer?: unknown; jwks_uri?: unknown }
+  let parsed: unknown
   try {
-    document = JSON.parse(await boundedText(response, `discovery at ${url}`)) as typeof document
+    parsed = JSON.parse(await boundedText(response, `discovery at ${url}`))
   } catch (err) {
     if (err instanceof SyntaxError) throw new Error(`discovery at ${url} answered 200 with a body that is not JSON`, { cause: err })
     throw err
   }
+  // `null` read as a document threw "Cannot read properties of null", which /readyz and each 503 repeated (a probe).
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`discovery at ${url} answered 200 with JSON that is not an object`)
+  const document = parsed as { issuer?: unknown; jwks_uri?: unknown }
   if (document.issuer !== issuer) {
     throw new Error(`discovery at ${url} names issuer ${JSON.stringify(document.issuer)}, not the configured "${issuer}"`)
   }
