@@ -128,9 +128,9 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
     const rt = runtime()
     const checks: Promise<void>[] = []
     for (const { tunnel, input } of open.values()) {
-      const credential = (tunnel.caller ?? tunnel.ctx).credential
-      if (input === null || credential === null) continue
-      const pending = rt.authenticator.revoked(input, credential)
+      const { credential, identity } = tunnel.caller ?? tunnel.ctx
+      if (input === null || credential === null || identity === null) continue
+      const pending = rt.authenticator.revoked(input, credential, identity)
       if (pending === null) continue
       checks.push(pending.then((reason) => {
         if (reason !== null) close(tunnel, reason)

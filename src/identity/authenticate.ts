@@ -89,16 +89,17 @@ export interface CredentialVerifier {
   answersMissing?(input: CredentialInput): boolean
   /**
    * For a credential that can be revoked (an API key, a session), read again for an open WebSocket
-   * tunnel it authenticated: why it no longer counts (a sentence without its full stop), or null.
-   * No side effect: not a use, no refresh. Rejects when what holds it cannot be read.
+   * tunnel it authenticated (`identity`, what its handshake proved): why it no longer counts (a
+   * sentence without its full stop), or null. No side effect: not a use, no refresh. Rejects when
+   * what holds it cannot be read.
    */
-  revoked?(input: CredentialInput): Promise<string | null>
+  revoked?(input: CredentialInput, identity: Identity): Promise<string | null>
 }
 
 export interface Authenticator {
   authenticate(input: CredentialInput, accept: readonly AcceptedCredential[]): Promise<Authenticated>
   /** The `kind` verifier's `revoked`; null when that kind cannot be revoked. */
-  revoked(input: CredentialInput, kind: CredentialKind): Promise<string | null> | null
+  revoked(input: CredentialInput, kind: CredentialKind, identity: Identity): Promise<string | null> | null
 }
 
 /** A header's value from Node's raw list (names compared case-insensitively); the first one wins. */
@@ -138,9 +139,9 @@ export function createAuthenticator(verifiers: ReadonlyMap<AcceptedCredential, C
       const carried = carriedElsewhere(verifiers, accept, input)
       return carried === null ? answer(first, input, accept) : answer(first, input, accept).catch((err: unknown) => Promise.reject(notAccepted(err, carried, accept)))
     },
-    revoked(input, kind) {
+    revoked(input, kind, identity) {
       const verifier = kind === 'exchanged' ? undefined : verifiers.get(kind)
-      return verifier?.revoked?.(input) ?? null
+      return verifier?.revoked?.(input, identity) ?? null
     },
   }
 }

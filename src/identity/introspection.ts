@@ -32,6 +32,7 @@ import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/ind
 import type { Identity } from '../request/index.ts'
 import { UnprovenRefusal } from './authenticate.ts'
 import { findDrift } from './drift.ts'
+import { MAX_JSON_DEPTH, nestsTooDeep } from './jws.ts'
 import { checkIntrospectedClaims, identityFromClaims, issuerUnknown, unauthorized } from './verify.ts'
 
 /** An answer larger than this is not an introspection answer. */
@@ -222,9 +223,14 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       if (err instanceof GatewayError) throw err
       throw unavailable(`broke off its answer (${(err as Error).message})`, err)
     }
+    const text = Buffer.concat(chunks, bytes).toString('utf8')
+    // Claims nested deeper than a JWT's may be are no claims: taken, each place that writes claims
+    // out again (an iss in a refusal, a token exchange, a function's event) overflowed the stack,
+    // a 500 (found by a probe: 20,000 levels fit in 64 KB).
+    if (nestsTooDeep(text)) throw unavailable(`answered JSON nested deeper than ${MAX_JSON_DEPTH} levels, deeper than a token's claims may be`)
     let parsed: unknown
     try {
-      parsed = JSON.parse(Buffer.concat(chunks, bytes).toString('utf8'))
+      parsed = JSON.parse(text)
     } catch (err) {
       throw unavailable('answered something that is not JSON', err)
     }

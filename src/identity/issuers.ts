@@ -63,7 +63,7 @@ export interface IssuerKeys {
 }
 
 /**
- * Bumped each time a refresh finds a key gone from an issuer's set. The verified-token caches
+ * Bumped each time a fetch finds a key gone from an issuer's set. The verified-token caches
  * (verify.ts) compare it at each request and drop what they hold when it moved: a token verified
  * with the removed key was otherwise honoured from the cache up to one more refresh interval.
  * A thread's own count: each worker has its own registries and caches.
@@ -74,9 +74,9 @@ export function keyRemovalCount(): number {
   return keyRemovals
 }
 
-/** The keys' identities (kid and public material): read at a refresh only, never per request. */
-function keyIdentities(set: JSONWebKeySet | undefined): Set<string> {
-  return new Set((set?.keys ?? []).map((key) => JSON.stringify([key.kid ?? null, key.kty, key.crv ?? null, key.n ?? null, key.e ?? null, key.x ?? null, key.y ?? null])))
+/** The keys' identities (kid and public material): read at a fetch only, never per request. */
+function keyIdentities(set: JSONWebKeySet): Set<string> {
+  return new Set(set.keys.map((key) => JSON.stringify([key.kid ?? null, key.kty, key.crv ?? null, key.n ?? null, key.e ?? null, key.x ?? null, key.y ?? null])))
 }
 
 export interface KeySetEvents {
@@ -94,17 +94,25 @@ export class CoolingDown extends Error {
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
 
+/** The keys a key set holds and where it fetched them: what its successor for the same keys starts from. */
+interface HeldKeys {
+  jwks: JSONWebKeySet
+  jwksUri: string
+  fetchedAt: number
+}
+
 /**
  * `offline`: never fetch (bouncer explain compiles a runtime without touching the network).
  * Otherwise key loads run as the background task issuer_keys: a failed load is counted there.
  */
 export type KeyLoading = { offline: true } | { offline?: false; background: BackgroundTasks }
 
-function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
+/** `seed`: the keys the key set this one replaces held, for the same issuer and jwks_uri (createIssuerRegistry). */
+function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading, seed?: HeldKeys): IssuerKeys & { held(): HeldKeys | undefined } {
   let keySet: RemoteKeySet | undefined
-  let state: KeySetState = 'loading'
+  let state: KeySetState = seed ? 'ready' : 'loading'
   let lastError: string | null = null
-  let lastRefreshAt: number | null = null
+  let lastRefreshAt: number | null = seed?.fetchedAt ?? null
   let attempted = false
   let attemptedNow: () => void = () => {}
   const firstAttempt = new Promise<void>((resolve) => (attemptedNow = resolve))
@@ -136,7 +144,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       // after its headers counted as a success, so no cool-down began and every unknown kid fetched
       // again (a stalled body costing each request the whole timeout).
       const body = await boundedText(response, 'the JWKS endpoint')
-      assertKeySet(body)
+      noteWithdrawnKeys(assertKeySet(body))
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
       // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
@@ -147,6 +155,23 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     }
   }
 
+  /**
+   * Compared at every fetch that worked, whoever asked for it: the scheduled refresh, a reload, or a
+   * token's unknown kid (a provider's first token with its new key). Compared in load() alone, a
+   * rotation learnt from an unknown kid was never seen as one (the next refresh found the set it
+   * already had), and a token verified with the withdrawn key was answered from the token cache up
+   * to jwks_refresh_interval, while the same key's other tokens were refused (found by a probe).
+   */
+  let published: Set<string> | undefined = seed && keyIdentities(seed.jwks)
+  function noteWithdrawnKeys(set: JSONWebKeySet): void {
+    const fetched = keyIdentities(set)
+    const removed = published === undefined ? 0 : [...published].filter((key) => !fetched.has(key)).length
+    published = fetched
+    if (removed === 0) return
+    keyRemovals++
+    logger.info({ issuer: config.name, removed }, 'issuer keys refreshed: keys the provider no longer publishes are no longer honoured, cached verifications included')
+  }
+
   function schedule(ms: number): void {
     if (closed) return
     clearTimeout(timer)
@@ -155,14 +180,19 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     timer.unref()
   }
 
-  function remoteKeySet(jwksUri: string): RemoteKeySet {
-    const { createRemoteJWKSet, customFetch } = jose()
+  function remoteKeySet(jwksUri: string, held?: HeldKeys): RemoteKeySet {
+    const { createRemoteJWKSet, customFetch, jwksCache } = jose()
     return createRemoteJWKSet(new URL(jwksUri), {
       cooldownDuration: config.jwks_cooldown,
       cacheMaxAge: Number.POSITIVE_INFINITY,
       timeoutDuration: FETCH_TIMEOUT_MS,
       [customFetch]: gatedFetch,
+      ...(held ? { [jwksCache]: { uat: held.fetchedAt, jwks: held.jwks } } : {}),
     })
+  }
+  if (seed) {
+    if (config.jwks_uri === undefined) discoveredJwksUri = seed.jwksUri
+    keySet = remoteKeySet(seed.jwksUri, seed)
   }
 
   /**
@@ -188,7 +218,6 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   }
 
   async function load(): Promise<void> {
-    const before = keySet?.jwks()
     try {
       const moved = rediscover ? await movedKeySet() : undefined
       if (moved) keySet = moved
@@ -201,14 +230,6 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
         await keySet.reload()
       }
       rediscover = false
-      if (before !== undefined) {
-        const now = keyIdentities(keySet.jwks())
-        const removed = [...keyIdentities(before)].filter((key) => !now.has(key)).length
-        if (removed > 0) {
-          keyRemovals++
-          logger.info({ issuer: config.name, removed }, 'issuer keys refreshed: keys the provider no longer publishes are no longer honoured, cached verifications included')
-        }
-      }
       if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
       state = 'ready'
       lastError = null
@@ -253,6 +274,11 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   return {
     name: config.name,
     issuer: config.issuer,
+    held() {
+      const jwks = holdsKeys() ? keySet?.jwks() : undefined
+      const jwksUri = config.jwks_uri ?? discoveredJwksUri
+      return jwks && jwksUri !== undefined ? { jwks, jwksUri, fetchedAt: lastRefreshAt ?? 0 } : undefined
+    },
     get getKey() {
       return keySet
     },
@@ -310,8 +336,8 @@ async function boundedText(response: Response, what: string): Promise<string> {
   return Buffer.concat(chunks, bytes).toString('utf8')
 }
 
-/** Throws unless the body is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
-function assertKeySet(body: string): void {
+/** The key set the body is; throws unless it is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
+function assertKeySet(body: string): JSONWebKeySet {
   let json: unknown
   try {
     json = JSON.parse(body)
@@ -327,6 +353,7 @@ function assertKeySet(body: string): void {
   // provider, a cache in front of it answering a stub), and taken as the keys it dropped every
   // cached one, refusing every token until the next refresh (found by an adversarial probe).
   if ((json as JSONWebKeySet).keys.length === 0) throw new Error('the JWKS endpoint answered 200 with a key set that holds no key')
+  return json as JSONWebKeySet
 }
 
 /** OpenID Connect Discovery 1.0 §4: the document must name exactly the configured issuer. */
@@ -334,13 +361,16 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
   if (response.status !== 200) throw new Error(`discovery at ${url} answered ${response.status}`)
-  let document: { issuer?: unknown; jwks_uri?: unknown }
+  let parsed: unknown
   try {
-    document = JSON.parse(await boundedText(response, `discovery at ${url}`)) as typeof document
+    parsed = JSON.parse(await boundedText(response, `discovery at ${url}`))
   } catch (err) {
     if (err instanceof SyntaxError) throw new Error(`discovery at ${url} answered 200 with a body that is not JSON`, { cause: err })
     throw err
   }
+  // `null` read as a document threw "Cannot read properties of null", which /readyz and each 503 repeated (a probe).
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`discovery at ${url} answered 200 with JSON that is not an object`)
+  const document = parsed as { issuer?: unknown; jwks_uri?: unknown }
   if (document.issuer !== issuer) {
     throw new Error(`discovery at ${url} names issuer ${JSON.stringify(document.issuer)}, not the configured "${issuer}"`)
   }
@@ -360,11 +390,28 @@ export function describeFetchError(err: unknown): string {
 
 export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
 
-/** Key sets live as long as their issuer's settings: a reload keeps the loaded keys of an unchanged issuer. */
+/**
+ * Key sets live as long as their issuer's settings: a reload keeps the loaded keys of an unchanged
+ * issuer. One whose other settings changed (its name, jwks_cooldown, jwks_refresh_interval) but not
+ * where its keys come from (issuer, jwks_uri) gets a new key set that starts from the keys the old
+ * one holds, and refreshes them at once: started empty, such a reload made while the provider was
+ * down turned every valid token of the issuer into a 503 until it came back (found by a probe).
+ */
 export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerRegistry {
+  const newestBySource = new Map<string, ReturnType<typeof createIssuerKeys>>()
+  const sourceOf = (c: IssuerConfig) => JSON.stringify([c.issuer, c.jwks_uri ?? null])
   return createSharedResources({
     fingerprint: (c) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown]),
-    create: (config) => createIssuerKeys(config, logger, events, loading),
-    close: (keys) => keys.close(),
+    create: (config) => {
+      // Offline (explain) nothing is fetched, nor handed on.
+      const seed = loading.offline ? undefined : newestBySource.get(sourceOf(config))?.held()
+      const keys = createIssuerKeys(config, logger, events, loading, seed)
+      newestBySource.set(sourceOf(config), keys)
+      return keys
+    },
+    close: (keys) => {
+      for (const [source, newest] of newestBySource) if (newest === keys) newestBySource.delete(source)
+      keys.close()
+    },
   })
 }

@@ -92,7 +92,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // (server.token_cache_entries, least recently used out first); an entry never outlives its token
   // nor one key refresh (below).
   const cache = createLru<Identity>(options.cacheEntries)
-  // Dropped whole when a refresh of any issuer's keys finds one gone (issuers.ts keyRemovalCount):
+  // Dropped whole when a fetch of any issuer's keys (a refresh, or a token's unknown kid) finds one gone (issuers.ts keyRemovalCount):
   // a rare event, and one compare a request where a per-entry key reference would cost every hit.
   let removalsSeen = keyRemovalCount()
   // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,

@@ -81,7 +81,7 @@ describe('key rotation at the provider', () => {
     expect((await statusOf(gateway, after)).status).toBe(200) // the unknown kid triggered a refresh
 
     expect(await statusOf(gateway, await idp.mint({}, { key: oldKey }))).toMatchObject({ status: 401, code: 'key_not_found' })
-    // Once the token cache's entry is past its bound (one refresh interval), the old key is gone.
+    // Its cached verification is dropped with it (idp2-unknown-kid-rotation.test.ts).
     await expect.poll(() => statusOf(gateway, before), { timeout: 10_000, interval: 100 }).toMatchObject({ status: 401, code: 'key_not_found' })
   })
 

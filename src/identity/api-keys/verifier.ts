@@ -49,14 +49,17 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
       directory.used(record.id, at)
       return { identity: known.identity, credential: 'api_key' }
     },
-    async revoked(input) {
-      const parsed = parseApiKey(presentedKey(input, name, header))
-      if (!parsed) return null
-      const found = directory.lookup(parsed.id, now())
+    // The key the handshake proved is the identity's client_id: read again by it, not from the
+    // handshake's headers under today's api_keys.header, which a reload that renamed the header made
+    // unreadable (missing_token at each recheck), so a revoked key's tunnels stayed open (a probe).
+    async revoked(_input, identity) {
+      const id = identity.clientId
+      if (id === null) return null
+      const found = directory.lookup(id, now())
       const known = found instanceof Promise ? await found : found
-      if (known === undefined) return `The caller's API key ${parsed.id} no longer exists`
+      if (known === undefined) return `The caller's API key ${id} no longer exists`
       const { revokedAt } = known.record
-      return revokedAt === null ? null : `The caller's API key ${parsed.id} was revoked at ${new Date(revokedAt).toISOString()}`
+      return revokedAt === null ? null : `The caller's API key ${id} was revoked at ${new Date(revokedAt).toISOString()}`
     },
   }
 }

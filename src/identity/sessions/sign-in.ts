@@ -213,7 +213,9 @@ export function createSignIn(options: SignInOptions): SignIn {
    * absolute end), so the tunnel closed up to a minute late, or never.
    */
   async function revoked(input: CredentialInput): Promise<string | null> {
-    const value = readCookie(input.rawHeaders, cookie.name)
+    // Also under a name the cookie had before: a reload that renamed it left the tunnels opened
+    // with the old one unread, so signing out or revoking their session never closed them (a probe).
+    const value = [cookie.name, ...signIn.formerCookieNames].map((name) => readCookie(input.rawHeaders, name)).find((found) => found !== undefined)
     if (value === undefined) return null
     const found = await storeCall(async () => store.get(sessionId(value)))
     if (found === undefined) return 'The caller\'s session has ended (signed out, revoked or expired)'
