@@ -57,6 +57,14 @@ export function failureOf(err: Error): Exclude<Failure, number> | null {
   return null
 }
 
+/**
+ * Whether a try broke on a kept-alive connection before any byte of its answer: the upstream closed
+ * the connection as idle while the request was on its way (targets.ts marks the socket's error).
+ */
+export function brokeKeptAlive(err: Error): boolean {
+  return (err as { brokeIdleClose?: true }).brokeIdleClose === true
+}
+
 /** undici's error codes → SPEC's 502/504 codes. */
 export function translateUndiciError(err: Error, upstream: Named): GatewayError {
   const code = codeOf(err)
