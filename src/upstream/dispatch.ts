@@ -248,7 +248,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#unreadBody = true
       if (!ctx.http2) res.shouldKeepAlive = false
     }
-    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
+    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#upstream.credentials)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that
