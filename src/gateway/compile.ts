@@ -18,7 +18,7 @@ import { compileRouteLimits, createAuthFailureGuard, createLimitsStoreRegistry, 
 import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createUpstreamRegistry, inFlightCounts, upstreamBackend, type AssertionSigner, type HealthCheckRole, type SharedInFlight, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
+import { createUpstreamRegistry, inFlightCounts, setResolvedHeaders, upstreamBackend, type AssertionSigner, type HealthCheckRole, type SharedInFlight, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
 import { bodyShareHeld } from './form-budget.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
@@ -133,7 +133,7 @@ export interface CompileDeps {
  */
 export function applySecretValues(runtime: Runtime, resolve: (template: string) => string): void {
   for (const upstream of runtime.upstreams.values()) {
-    upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
+    setResolvedHeaders(upstream, resolve)
   }
   for (const source of runtime.datasources.values()) source.applySecrets(resolve)
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)

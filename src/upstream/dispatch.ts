@@ -12,13 +12,13 @@ import { errors, type Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
-import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
+import { brokeKeptAlive, failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
-import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
+import { depositRetryCredit, idempotent, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
 /** Resolves when the response has been fully sent or the exchange ended; throws upstream_saturated or upstream_unavailable (503) before sending anything. */
@@ -73,6 +73,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   /** Targets of the tries that failed, and the one the next try goes to. */
   #tried: Target[] | null = null
   #nextTarget: Target | null = null
+  /** A try broke on a kept-alive connection the upstream closed as idle, and was sent again (#mayResendAfterIdleClose). */
+  #resentAfterIdleClose = false
   /** This try's answer is being read and dropped: the request goes again once it has ended. */
   #discarding = false
   /** Bytes of this try's dropped answer read so far, and when its head came. */
@@ -246,7 +248,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#unreadBody = true
       if (!ctx.http2) res.shouldKeepAlive = false
     }
-    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
+    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#upstream.credentials)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that
@@ -395,6 +397,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#served.upstreamStatus === null && !(err instanceof GatewayError)) {
       // No answer from this target: its fault, unless it is no fault at all (a bad request body).
       const failure = failureOf(err)
+      if (failure === 'reset' && this.#mayResendAfterIdleClose(err)) {
+        this.#sendAgain()
+        return
+      }
       if (failure !== null) {
         targetFailed(this.#upstream, this.#target as Target)
         if (this.#mayRetry(failure)) {
@@ -413,11 +419,32 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#finish()
   }
 
+  /**
+   * Whether a try that broke on a kept-alive connection before any of its answer is sent once more,
+   * to the same target (a new connection, or another kept alive): the upstream closed the connection
+   * as idle while the request was on its way, which HTTP lets any server do at any time (RFC 9112
+   * §9.5), and a client may then send an idempotent request again (RFC 9110 §9.2.2). It got 502
+   * whatever `retries` said (a probe). As nginx does after an error on a cached connection, and Go's
+   * transport on a reused one: whatever `retries` says, an extra try that spends no attempt of it
+   * and no budget, and no failure of the target's. Once: a second such break is a failure like any.
+   * Not a request that may have been acted on (POST), nor one whose body streamed and is gone.
+   */
+  #mayResendAfterIdleClose(err: Error): boolean {
+    if (this.#resentAfterIdleClose || this.#ctx.res.destroyed || !brokeKeptAlive(err) || !idempotent(this.#ctx.method)) return false
+    if (this.#replay === null && this.#request.body !== null) return false
+    this.#resentAfterIdleClose = true
+    this.#upstream.retryCounts.retries++
+    this.#nextTarget = this.#target
+    return true
+  }
+
   /** Whether this failed try is sent again: policy, tries left, a target to take it, and the budget, in that order. */
   #mayRetry(failure: Failure): boolean {
     const replay = this.#replay
     const policy = this.#upstream.retry
-    if (policy === null || this.#served.attempts >= policy.attempts || this.#ctx.res.destroyed) return false
+    // The try resent after an idle close is nginx's extra one: not one of the policy's attempts.
+    const attempts = this.#served.attempts - (this.#resentAfterIdleClose ? 1 : 0)
+    if (policy === null || attempts >= policy.attempts || this.#ctx.res.destroyed) return false
     if (replay === null) {
       // A body that streams (over 64 KiB, or not all here yet) is not held to be sent twice; but a
       // connection that failed read none of it, and the same untouched stream goes to the next

@@ -8,11 +8,21 @@ interface Named {
   readonly name: string
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL'])
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL'])
 
 /** Whether an error code says no connection was made, so nothing of a request was sent (an MCP server's client reads it too). */
 export function isConnectFailureCode(code: string): boolean {
-  return CONNECT_FAILURES.has(code)
+  return CONNECT_FAILURES.has(code) || code.startsWith('EAI_')
+}
+
+/**
+ * The target's host name did not resolve: node:dns's lookup failed, however (ENOTFOUND for no such
+ * name, getaddrinfo's EAI_ codes, EINVAL for a name libuv refuses), so no connection was tried.
+ * Only ENOTFOUND and EAI_AGAIN were known: a name server that refused (EAI_FAIL) was "failed
+ * mid-exchange", never a failure of the target's, and no POST followed it to the next target.
+ */
+function lookupFailed(err: Error, code: string): boolean {
+  return (err as { syscall?: string }).syscall === 'getaddrinfo' || code === 'ENOTFOUND' || code.startsWith('EAI_')
 }
 /** OpenSSL's verification results as Node reports them (X509_V_ERR_* without the prefix), and Node's own. */
 const CERTIFICATE_FAILURES = new Set([
@@ -48,7 +58,7 @@ function notHttp(err: Error): boolean {
  */
 export function failureOf(err: Error): Exclude<Failure, number> | null {
   const code = codeOf(err)
-  if (CONNECT_FAILURES.has(code) || tlsFailure(code)) return 'connect_failure'
+  if (CONNECT_FAILURES.has(code) || lookupFailed(err, code) || tlsFailure(code)) return 'connect_failure'
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout'
   // An answer that is not HTTP broke the exchange off as a reset does, after the request was sent:
   // the target's fault (eject), and a GET may go on (retries on `reset`); it was no failure at all,
@@ -57,11 +67,22 @@ export function failureOf(err: Error): Exclude<Failure, number> | null {
   return null
 }
 
+/**
+ * Whether a try broke on a kept-alive connection before any byte of its answer: the upstream closed
+ * the connection as idle while the request was on its way (targets.ts marks the socket's error).
+ */
+export function brokeKeptAlive(err: Error): boolean {
+  return (err as { brokeIdleClose?: true }).brokeIdleClose === true
+}
+
 /** undici's error codes → SPEC's 502/504 codes. */
 export function translateUndiciError(err: Error, upstream: Named): GatewayError {
   const code = codeOf(err)
   if (tlsFailure(code)) {
     return new GatewayError('upstream_unavailable', { detail: `Upstream "${upstream.name}" is unavailable: the TLS handshake failed (${code}: ${err.message}).`, cause: err })
+  }
+  if (lookupFailed(err, code)) {
+    return new GatewayError('upstream_unavailable', { detail: `Upstream "${upstream.name}" is unavailable: its host name could not be resolved (${code}).`, cause: err })
   }
   if (CONNECT_FAILURES.has(code)) {
     const why = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'the connection timed out' : `the connection failed (${code})`

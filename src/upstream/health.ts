@@ -8,6 +8,7 @@
 // in the first worker, and the others apply its verdicts (health-share.ts).
 import type { HealthCheckConfig } from '../config/index.ts'
 import type { BackgroundTasks } from '../telemetry/index.ts'
+import { brokeKeptAlive } from './errors.ts'
 import { followHealth, shareHealth, type HealthCheckRole, type HealthShare } from './health-share.ts'
 import { checksClient, setTargetHealth, type Target, type TargetOwner } from './targets.ts'
 
@@ -108,18 +109,30 @@ function probeTargets(owner: Checked, check: HealthCheckConfig, background: Back
 /** Null for a pass; otherwise why it failed, for the log line. */
 async function probe(target: Target, check: HealthCheckConfig): Promise<string | null> {
   try {
-    const res = await checksClient(target, check.timeout).request({
-      path: check.path,
-      method: 'GET',
-      headers: { 'user-agent': 'bouncer-health-check' },
-      headersTimeout: check.timeout,
-      bodyTimeout: check.timeout,
-      signal: AbortSignal.timeout(check.timeout),
-    })
-    await res.body.dump({ limit: 65_536 })
-    return res.statusCode >= 200 && res.statusCode < 300 ? null : `GET ${check.path} answered ${res.statusCode}`
+    return await ask(target, check)
   } catch (err) {
-    const code = (err as { code?: string; name?: string }).code ?? (err as Error).name
-    return `GET ${check.path} failed: ${(err as Error).message} (${code})`
+    // The target closed the checks' kept-alive connection as idle while the check went out: no
+    // verdict on its health, asked again on a new connection (a request is too: dispatch.ts). A
+    // target that answered was taken out at unhealthy_after 1.
+    if (!brokeKeptAlive(err as Error)) return failed(check, err)
+    return ask(target, check).catch((again: unknown) => failed(check, again))
   }
+}
+
+async function ask(target: Target, check: HealthCheckConfig): Promise<string | null> {
+  const res = await checksClient(target, check.timeout).request({
+    path: check.path,
+    method: 'GET',
+    headers: { 'user-agent': 'bouncer-health-check' },
+    headersTimeout: check.timeout,
+    bodyTimeout: check.timeout,
+    signal: AbortSignal.timeout(check.timeout),
+  })
+  await res.body.dump({ limit: 65_536 })
+  return res.statusCode >= 200 && res.statusCode < 300 ? null : `GET ${check.path} answered ${res.statusCode}`
+}
+
+function failed(check: HealthCheckConfig, err: unknown): string {
+  const code = (err as { code?: string; name?: string }).code ?? (err as Error).name
+  return `GET ${check.path} failed: ${(err as Error).message} (${code})`
 }

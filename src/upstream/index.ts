@@ -1,6 +1,7 @@
 export { ASSERTION_KEY, createAssertionSigner, publishedKeysOf, type AssertionSigner, type PublishedJwks, type SignerHandover } from './assertion.ts'
 export { upstreamBackend } from './backend.ts'
-export { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from './pools.ts'
+export { createUpstreamRegistry, setResolvedHeaders, type Upstream, type UpstreamRegistry } from './pools.ts'
+export { credentialValues } from './credentials.ts'
 export type { HealthCheckRole } from './health-share.ts'
 export type { ForwardSettings } from './request.ts'
 export { isConnectFailureCode } from './errors.ts'

@@ -12,6 +12,7 @@ import type { InFlight, InFlightCounts } from './in-flight.ts'
 import type { HealthCheckRole } from './health-share.ts'
 import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryCounts, type RetryPolicy } from './retry.ts'
 import { shareEjections, type EjectionShare } from './eject-share.ts'
+import { credentialValues } from './credentials.ts'
 import { closeTarget, createTarget, newTargetCounts, targetEjectedElsewhere, type Target, type TargetCounts, type TargetOwner } from './targets.ts'
 
 export interface Upstream extends TargetOwner, RetryBudget {
@@ -35,8 +36,10 @@ export interface Upstream extends TargetOwner, RetryBudget {
   readonly headerTemplates: ReadonlyArray<readonly [name: string, template: string]>
   /** Folded names of the configured headers: a client header that folds to one of them is dropped. */
   readonly headerNames: ReadonlySet<string>
-  /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates. */
+  /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates (setResolvedHeaders). */
   headers: string[]
+  /** The credential values among them: an answer header that holds one is withheld from the client (response.ts). */
+  credentials: string[]
   /** Its requests in flight, by name: the whole gateway's with server.workers (in-flight.ts). */
   readonly inFlight: InFlight
   /** Stops the health checks (a no-op without them). */
@@ -131,6 +134,7 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps, ledger: Coun
     headerTemplates,
     headerNames: new Set(headerTemplates.map(([name]) => foldHeaderName(name))),
     headers: headerTemplates.flatMap(([name, value]) => [name, value]),
+    credentials: [],
     inFlight: deps.inFlight.acquire(config.name),
     stopChecks: () => {},
     ejectionShare: null,
@@ -144,6 +148,14 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps, ledger: Coun
     })
   }
   return upstream
+}
+
+/** The configured headers with their secrets (and env values) in place: at compile and after every secrets refresh. */
+export function setResolvedHeaders(upstream: Upstream, resolve: (template: string) => string): void {
+  const resolved = upstream.headerTemplates.map(([name, template]) => [name, resolve(template)] as const)
+  upstream.headers = resolved.flat()
+  const fromSecret = new Set(upstream.headerTemplates.filter(([, template]) => template.includes('${secret:')).map(([name]) => name))
+  upstream.credentials = credentialValues(resolved, fromSecret)
 }
 
 function tlsOf(name: string, config: NonNullable<UpstreamConfig['tls']>): UpstreamTlsMaterial {

@@ -85,6 +85,11 @@ export function retriesFailure(policy: RetryPolicy, failure: Failure, idempotent
   return policy.statuses.has(failure)
 }
 
+/** RFC 9110 §9.2.2: a method whose request may be sent twice with the effect of once. */
+export function idempotent(method: string): boolean {
+  return IDEMPOTENT.has(method)
+}
+
 /** A request that can be sent more than once: its body (null: none), held whole. */
 export interface Replayable {
   readonly body: Buffer | null
@@ -97,9 +102,9 @@ export interface Replayable {
  * when it streams, and is then sent once.
  */
 export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Replayable | null {
-  const idempotent = IDEMPOTENT.has(ctx.method)
+  const isIdempotent = idempotent(ctx.method)
   const inbound = ctx.headers
-  if (inbound === null || !hasBody(inbound)) return { body: null, idempotent }
+  if (inbound === null || !hasBody(inbound)) return { body: null, idempotent: isIdempotent }
   const req: Readable & { complete: boolean } = ctx.req
   // Every byte a Content-Length announced is here (`complete` comes a tick later); a chunked body
   // is whole only once its last chunk was read.
@@ -108,5 +113,5 @@ export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, 
   const body = (req.read() as Buffer | null) ?? Buffer.alloc(0)
   if (body.length > maxBodyBytes) throw bodyTooLarge(maxBodyBytes)
   served.bytesIn = body.length
-  return { body, idempotent }
+  return { body, idempotent: isIdempotent }
 }

@@ -2,6 +2,7 @@
 // keep-alive pool and its own state. A target takes requests while it is `available`: healthy by
 // its active checks (health.ts) and not ejected by its passive record here. Both are kept as
 // booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
+import { subscribe } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
 import { buildConnector, Client, Pool } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
@@ -109,7 +110,7 @@ export function createTarget(origin: string, options: TargetPoolOptions, counts:
  */
 const HANDSHAKE_REFUSALS = /^ERR_SSL_TLSV1[3]?_ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|DECRYPT_ERROR|HANDSHAKE_FAILURE)$|^ERR_SSL_SSLV3_ALERT_(BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|HANDSHAKE_FAILURE)$/
 
-type SocketError = NodeJS.ErrnoException & { reason?: string }
+type SocketError = NodeJS.ErrnoException & { reason?: string; brokeIdleClose?: true }
 
 /**
  * An error on an upstream's socket after its handshake, renamed for undici and errors.ts (see
@@ -128,14 +129,41 @@ export function renameSocketError(err: SocketError, refusal: SocketError | null)
   return refusal
 }
 
+/**
+ * What a target's connection had read when its latest request was sent (pipelining 1: the request in
+ * flight), set on the connections resetsAreCuts makes by undici's sendHeaders channel, published as
+ * it writes a request.
+ */
+const readWhenSent = Symbol('bytes read when the latest request was sent')
+type SentOn = Socket & { [readWhenSent]?: number }
+subscribe('undici:client:sendHeaders', (message) => {
+  const socket = (message as { socket: SentOn }).socket
+  if (socket[readWhenSent] !== undefined) socket[readWhenSent] = socket.bytesRead
+})
+
+/**
+ * A connection that broke with its request's answer not begun, after earlier answers: a kept-alive
+ * connection the upstream closed as idle while the request was on its way (dispatch.ts sends it
+ * again). A TLS socket counts what it decrypted, so its handshake is no answer read.
+ */
+function brokeAsIdle(socket: SentOn): boolean {
+  const read = socket[readWhenSent]
+  return read !== undefined && read > 0 && socket.bytesRead === read
+}
+
 function resetsAreCuts(connect: buildConnector.connector): buildConnector.connector {
   return (options, callback) =>
     connect(options, (...args) => {
-      const socket: Socket | null = args[1]
-      let refusal: SocketError | null = null
-      socket?.prependListener('error', (err: SocketError) => {
-        refusal = renameSocketError(err, refusal)
-      })
+      // undefined, not null, when the connection failed
+      const socket = args[1] as SentOn | null | undefined
+      if (socket) {
+        let refusal: SocketError | null = null
+        socket[readWhenSent] = 0
+        socket.prependListener('error', (err: SocketError) => {
+          refusal = renameSocketError(err, refusal)
+          if (brokeAsIdle(socket)) err.brokeIdleClose = true
+        })
+      }
       callback(...args)
     })
 }

@@ -10,7 +10,7 @@ import { pickTarget } from './balance.ts'
 import { heldStreamOf } from './dispatch.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
+import { endAfterAnswer } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
@@ -217,9 +217,9 @@ function appendHeader(headers: Record<string, string | string[]>, name: string, 
   else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value]
 }
 
-function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, policy: AnswerPolicy): string {
+function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, settings: ForwardSettings): string {
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
-  const headers = responseHeaders(response.headers, requestId, policy, answerHeaders)
+  const headers = responseHeaders(response.headers, requestId, settings, answerHeaders, settings.upstream.credentials)
   for (const [name, value] of Object.entries(headers)) {
     // RFC 9110 §8.6: no Content-Length on a 1xx; a client that read an upstream's took the tunnel's first bytes for a body.
     if (name === 'content-length') continue
@@ -233,14 +233,14 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
  * durability: sync its last bytes (its head, when it has no body) wait for the record's commit, as
  * any other answer's do (it was piped through, and its record only queued once it had gone).
  */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, exchange: Exchange, done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, settings: ForwardSettings, exchange: Exchange, done: () => void): void {
   const { beforeEnd } = exchange
   const status = response.statusCode ?? 502
   let ending = false
   served.status = status
   served.upstreamStatus = status
   const writeHead = () => {
-    if (!ctx.res.headersSent) ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, policy, ctx.answerHeaders), connection: 'close' })
+    if (!ctx.res.headersSent) ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, settings.upstream.credentials), connection: 'close' })
   }
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length

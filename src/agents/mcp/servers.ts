@@ -6,8 +6,8 @@
 import type { CallToolResult, Client, JSONRPCMessage, Tool, Transport } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
-import { MIN_REDACTED_LENGTH, scrub, traceparentOf, urlForLogs, type Logger, type TraceContext } from '../../telemetry/index.ts'
-import { isConnectFailureCode } from '../../upstream/index.ts'
+import { scrub, traceparentOf, urlForLogs, type Logger, type TraceContext } from '../../telemetry/index.ts'
+import { credentialValues as credentialValuesOf, isConnectFailureCode } from '../../upstream/index.ts'
 import { SEPARATOR } from './catalog.ts'
 import { boundedSchemaValidator } from './tool-schema.ts'
 
@@ -41,8 +41,6 @@ export interface UpstreamMcpServer {
 const CLIENT_INFO = { name: 'bouncer', version: '1' }
 /** How many rotated-out credential values are still redacted (a few rotations' worth). */
 const MAX_REPLACED = 16
-/** The headers whose values are credentials, redacted from what a server says back. */
-const CREDENTIAL_HEADER = /auth|key|token|secret|cookie|session|password|credential/i
 
 /** `maxAnswerBytes`: server.max_body_bytes, the most one answer of the server may be (a tool's result included). */
 export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAnswerBytes: number): UpstreamMcpServer {
@@ -145,16 +143,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     },
   }
 
-  /**
-   * The credential headers' values sent to this server: a header named as one, or built from a
-   * secret whatever its name (`X-Signature: ${secret:…}`, which a review found echoed to the agent);
-   * not the others (`accept: application/json` is no secret: redacting it blanked ordinary words).
-   * A value, the value after its scheme (`Bearer …`), and a `Basic` credential's user:password and
-   * password, decoded.
-   */
+  /** The credential headers' values sent to this server (upstream/credentials.ts: `X-Signature: ${secret:…}` too, which a review found echoed to the agent). */
   function credentialValues(of: Record<string, string>): string[] {
-    return Object.entries(of).filter(([name]) => CREDENTIAL_HEADER.test(name) || fromSecret.has(name.toLowerCase()))
-      .flatMap(([, value]) => [value, value.replace(/^\S+\s+/, ''), ...basicParts(value)]).filter((secret) => secret.length >= MIN_REDACTED_LENGTH)
+    return credentialValuesOf(Object.entries(of), fromSecret)
   }
 
   function redact(text: string): string {
@@ -482,11 +473,3 @@ export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
   return { ...shared, acquire: (config, maxAnswerBytes) => shared.acquire({ config, maxAnswerBytes }) }
 }
 
-/** A `Basic` credential's `user:password` and password, decoded (a server may echo them so). */
-function basicParts(value: string): string[] {
-  const encoded = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(value.trim())?.[1]
-  if (encoded === undefined) return []
-  const decoded = Buffer.from(encoded, 'base64').toString('utf8')
-  const colon = decoded.indexOf(':')
-  return colon === -1 ? [decoded] : [decoded, decoded.slice(colon + 1)]
-}

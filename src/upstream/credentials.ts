@@ -1,0 +1,34 @@
+// The credentials the gateway sends a server in its configured headers (an upstream's, an MCP
+// server's), looked for in what the server says back: an echo of one must not reach the client,
+// who never holds it.
+import { MIN_REDACTED_LENGTH } from '../telemetry/index.ts'
+
+/** The headers whose values are credentials by their name. */
+const CREDENTIAL_HEADER = /auth|key|token|secret|cookie|session|password|credential/i
+
+/**
+ * The credential headers' values: a header named as one, or built from a secret whatever its name
+ * (`fromSecret`, lower case: `X-Signature: ${secret:…}`); not the others (`accept:
+ * application/json` is no secret: looking for it blanked ordinary words). A value, the value after
+ * its scheme (`Bearer …`), and a `Basic` credential's user:password and password, decoded; none
+ * shorter than MIN_REDACTED_LENGTH.
+ */
+export function credentialValues(headers: Iterable<readonly [name: string, value: string]>, fromSecret: ReadonlySet<string>): string[] {
+  const values: string[] = []
+  for (const [name, value] of headers) {
+    if (!CREDENTIAL_HEADER.test(name) && !fromSecret.has(name.toLowerCase())) continue
+    for (const secret of [value, value.replace(/^\S+\s+/, ''), ...basicParts(value)]) {
+      if (secret.length >= MIN_REDACTED_LENGTH && !values.includes(secret)) values.push(secret)
+    }
+  }
+  return values
+}
+
+/** A `Basic` credential's `user:password` and password, decoded (a server may echo them so). */
+function basicParts(value: string): string[] {
+  const encoded = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(value.trim())?.[1]
+  if (encoded === undefined) return []
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  return colon === -1 ? [decoded] : [decoded, decoded.slice(colon + 1)]
+}
