@@ -301,8 +301,6 @@ function namesNoActor(): GatewayError {
   return unauthorized('malformed_token', NAMES_NO_ACTOR)
 }
 
-/** A quoted-string (RFC 9110 §5.6.4) without quotes, backslashes or non-ASCII. */
-
 function keysUnavailable(rule: IssuerRule, cause?: unknown): GatewayError {
   const why = cause !== undefined ? describeFetchError(cause) : (rule.keys.lastError ?? 'still loading')
   return new GatewayError('identity_provider_unavailable', {
