@@ -98,6 +98,11 @@ function introspectionFindings(config: Config): Finding[] {
   return findings
 }
 
+/** The credentials a browser sends by itself, whatever page asks, as a refusal names them. */
+const AMBIENT_CREDENTIALS = [['session', 'a session cookie'], ['client_cert', 'a client certificate']] as const
+/** Methods that change nothing (RFC 9110 §9.2.1), which the forgery check lets through. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
+
 function corsFindings(config: Config): Finding[] {
   const findings: Finding[] = []
   config.routes.forEach((route, i) => {
@@ -116,6 +121,19 @@ function corsFindings(config: Config): Finding[] {
         findings.push({ severity: 'warning', path: ['routes', i, 'cors', 'methods', j], message: `route "${route.id}" does not take ${method}: a preflight for it gets 405 before CORS applies` })
       }
     })
+    // The forgery check (identity/origin.ts) holds whatever cors grants: a page of another origin
+    // changes nothing with a session cookie or client certificate, so its granted preflight misleads.
+    const ambient = route.public ? undefined : AMBIENT_CREDENTIALS.find(([kind]) => route.accept.includes(kind))?.[1]
+    if (cors.credentials && ambient !== undefined) {
+      cors.methods.forEach((method, j) => {
+        if (SAFE_METHODS.has(method)) return
+        findings.push({
+          severity: 'warning',
+          path: ['routes', i, 'cors', 'methods', j],
+          message: `a ${method} from another origin carried by ${ambient} is refused 403 cors_origin_denied (cross-site request forgery protection) whatever cors grants: only the gateway's own pages change state with it; have such pages send a bearer token (accept: [bearer]) or call the gateway from its own origin`,
+        })
+      })
+    }
     if (route.public && cors.headers.some((h) => h.toLowerCase() === 'authorization')) {
       findings.push({ severity: 'warning', path: ['routes', i, 'cors', 'headers'], message: `route "${route.id}" is public: it reads no Authorization header` })
     }
