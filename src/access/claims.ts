@@ -43,13 +43,27 @@ function claimMatches(value: unknown, condition: ClaimCondition): boolean {
   return false
 }
 
-/** The first condition the claims fail, or null when all hold. */
-export function failedClaim(conditions: readonly ClaimCondition[] | null, claims: Readonly<Record<string, unknown>>): ClaimCondition | null {
+/**
+ * The first condition the claims fail, or null when all hold. `withheldHolds`: a claim the token
+ * points to instead of carrying (OpenID Connect Core §5.6.2 `_claim_names`; Entra ID's groups past
+ * 200) holds: for a deny, whose conditions unknown must not clear (the probe found such a member of
+ * `contractors` let past a deny on it).
+ */
+export function failedClaim(conditions: readonly ClaimCondition[] | null, claims: Readonly<Record<string, unknown>>, withheldHolds = false): ClaimCondition | null {
   if (conditions === null) return null
   for (const condition of conditions) {
-    if (!claimMatches(claimValue(claims, condition.name), condition)) return condition
+    const value = claimValue(claims, condition.name)
+    if (claimMatches(value, condition)) continue
+    if (withheldHolds && value === undefined && isWithheld(claims, condition.name)) continue
+    return condition
   }
   return null
+}
+
+/** A claim whose value the token names another source for (`_claim_names`), not carried in it. */
+function isWithheld(claims: Readonly<Record<string, unknown>>, name: string): boolean {
+  const names = claims._claim_names
+  return typeof names === 'object' && names !== null && Object.hasOwn(names, name)
 }
 
 export function describeClaimMismatch(condition: ClaimCondition, claims: Readonly<Record<string, unknown>>): string {

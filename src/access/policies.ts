@@ -82,5 +82,5 @@ export type Mismatch = null | 'action' | 'source_ip' | ClaimCondition
 export function statementMismatch(statement: CompiledStatement, method: string, clientIp: string, claims: Readonly<Record<string, unknown>>): Mismatch {
   if (!statement.anyAction && !statement.actions.has(method)) return 'action'
   if (statement.sourceIp !== null && !statement.sourceIp.contains(clientIp)) return 'source_ip'
-  return failedClaim(statement.claims, claims)
+  return failedClaim(statement.claims, claims, statement.effect === 'deny')
 }
