@@ -139,6 +139,8 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
+  /** Refreshed sessions the store failed to write, by refresh claim: their new tokens are only here (saveRefreshed). */
+  const unsaved = createLru<SessionRecord>(10_000)
   let storeLoggedAt = -Infinity
   /** The state cookies' key, derived from the store's (`stored`): derived again when the store's changes. */
   let stateKey: { stored: Buffer; key: Buffer } | undefined
@@ -601,6 +603,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     // the store. It names the tokens it replaces: a refresh that succeeds writes new ones (a new
     // seal), so its claim need not be let go, and a request that read the old record late finds it held.
     const claim = `${record.id}@${hash('sha256', record.sealed ?? '', 'base64url').slice(0, 22)}`
+    const kept = unsaved.get(claim, now())
+    if (kept !== undefined) return saveRefreshed(kept, claim)
     const held: HeldTokens = { ...tokens, refreshToken: tokens.refreshToken }
     const until = await claimed(claim)
     if (until === undefined) return refreshedElsewhere(record, held, value, claim)
@@ -624,18 +628,42 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
   }
 
-  /** The refresh, by the holder of its claim, which it lets go (if still its own) when the refresh failed. */
+  /** The refresh, by the holder of its claim, which it lets go (if still its own) when the provider's refresh failed. */
   async function refreshHolding(record: SessionRecord, tokens: HeldTokens, value: string, claim: string, until: number): Promise<SessionRecord | undefined> {
+    let refreshed
     try {
-      return await refreshWithProvider(record, tokens, value)
+      refreshed = await refreshWithProvider(record, tokens, value)
     } catch (err) {
       // A retry, or a request that waited, need not wait for the claim to lapse.
       await store.releaseRefresh(claim, until).catch(() => {})
       throw err
     }
+    return saveRefreshed(refreshed, claim)
   }
 
-  async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord | undefined> {
+  /**
+   * The refreshed session, written; undefined when it ended meanwhile. The provider may have rotated
+   * the refresh token, spending the one the store holds: when the store fails the write, the new
+   * one is only here. The session's last refresh answered 503 and kept the spent token, and its next
+   * request refreshed with it: invalid_grant, the person signed out (the sign-in probe). Kept in
+   * this process for the session's next request, which writes it instead of asking the provider
+   * again; the claim is not let go, so no other process spends the old token while it holds.
+   */
+  async function saveRefreshed(refreshed: SessionRecord, claim: string): Promise<SessionRecord | undefined> {
+    let written
+    try {
+      written = await store.update(refreshed)
+    } catch (err) {
+      unsaved.set(claim, refreshed, refreshed.expiresAt)
+      if (err instanceof SessionStoreError) logger.warn({ err, session: refreshed.id, subject: refreshed.subject }, 'a refreshed session could not be saved: its new tokens are kept in this process for its next request (a restart first ends it at its next refresh)')
+      throw storeFailure(err, 'Your sign-in was renewed at the provider, but the session store could not save it right now (the gateway\'s log says why): try again shortly.')
+    }
+    unsaved.delete(claim)
+    return written ? refreshed : undefined
+  }
+
+  /** The session with the provider's new tokens and claims, not yet written. */
+  async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord> {
     const { refreshToken } = tokens
     let fresh
     let claims = record.claims
@@ -659,13 +687,12 @@ export function createSignIn(options: SignInOptions): SignIn {
       }
       throw err
     }
-    const updated: SessionRecord = {
+    return {
       ...record,
       claims,
       refreshAt: refreshAt === null || refreshAt >= record.expiresAt ? null : refreshAt,
       sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken: fresh.refreshToken ?? refreshToken }, value),
     }
-    return (await storeCall(() => store.update(updated))) ? updated : undefined
   }
 
   /**
@@ -737,10 +764,10 @@ export function createSignIn(options: SignInOptions): SignIn {
    * at its maxmemory: OOM; a read-only replica; a full disk) failed every sign-in and every page
    * load without a session with "cannot be reached", and the log said nothing (the sessions probe).
    */
-  function storeFailure(err: unknown): unknown {
+  function storeFailure(err: unknown, detail = 'The session store cannot be used right now (the gateway\'s log says why); try again shortly.'): unknown {
     if (!(err instanceof SessionStoreError)) return err
     storeTrouble(err, 'session store failed: sign-ins and session requests answer 503')
-    return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be used right now (the gateway\'s log says why); try again shortly.', headers: { 'retry-after': '1' }, cause: err })
+    return new GatewayError('identity_provider_unavailable', { detail, headers: { 'retry-after': '1' }, cause: err })
   }
 
   /** A store's failure in the log, at most every STORE_LOG_MS: while it lasts, every request that needs the store fails alike. */
