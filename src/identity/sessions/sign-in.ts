@@ -9,7 +9,8 @@
 //   callback, so a callback carrying someone else's state (login CSRF, a tampered state) is
 //   refused. The cookie carries the whole sign-in under way, sealed (sign-in-state.ts): nothing is
 //   stored before a callback succeeds. A replayed callback's code goes back to the provider, which
-//   refuses a used code (RFC 6749 §4.1.2): 400, and no second session.
+//   refuses a used code (RFC 6749 §4.1.2): 400, and no second session; a new code for a state
+//   that already made a session is refused too (the state is taken once, on the store).
 // - The ID token is verified by the same verifier as bearer tokens, with the issuer's keys, its
 //   algorithm allow-list and clock tolerance; only its audience is the client_id (OIDC Core §3.1.3.7).
 // - The session cookie is 256 random bits; the store knows it by its SHA-256 only. HttpOnly,
@@ -391,6 +392,13 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
     }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
+    // State and nonce are one-time values (RFC 6749 §10.12, OIDC Core §15.5.2): the authorization URL
+    // opened again (the back button, a copy) gave a new code for them, and the same state cookie made
+    // a second session (the sign-in probe). Taken once on the store, after the provider's answer
+    // passed its checks, so only a real sign-in writes, and a 503 on the way leaves it to retry.
+    if (!(await storeCall(() => store.claimRefresh(`sign-in:${hash('sha256', state, 'base64url').slice(0, 22)}`, pending.expiresAt, now())))) {
+      throw new GatewayError('bad_request', { detail: 'This sign-in has already been completed (a replayed callback): start again.' })
+    }
     await endEarlierSession(readCookie(input.rawHeaders, cookie.name))
     const formerCookies = await endFormerSessions(input)
     const value = randomBytes(32).toString('base64url')
