@@ -111,6 +111,13 @@ const REFRESH_CLAIM_MS = 40_000
 const REFRESH_POLL_MS = 50
 /** How long a sign-out waits for the provider's end_session_endpoint (discovery) before it sends the browser to after_sign_out_path. */
 const END_SESSION_WAIT_MS = 3_000
+/**
+ * The longest RP-initiated logout redirect sent with id_token_hint. A proxy's buffer for the answer's
+ * whole header block is one page by default (nginx's proxy_buffer_size, 4 KB), and a provider's
+ * front end takes a request line of 8 KB: a person in many groups got a Location of ~16 KB, and
+ * nginx's 502 for a sign-out (the sign-in probe). Past it, client_id alone names the client.
+ */
+const MAX_END_SESSION_URL_BYTES = 3_072
 
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
@@ -512,11 +519,13 @@ export function createSignIn(options: SignInOptions): SignIn {
       try {
         // Waited for briefly: a provider that does not answer held the sign-out's answer for the
         // client's 10 s, every time (discovery, not made yet or failed, is tried again; the sessions probe).
-        const endSession = await withinDeadline(provider.endSessionUrl({
-          client_id: config.client_id,
-          post_logout_redirect_uri: after,
-          ...(idToken === null ? {} : { id_token_hint: idToken }),
-        }), END_SESSION_WAIT_MS, 'the provider\'s end_session_endpoint', () => {})
+        const parameters = { client_id: config.client_id, post_logout_redirect_uri: after }
+        let endSession = await withinDeadline(provider.endSessionUrl({ ...parameters, ...(idToken === null ? {} : { id_token_hint: idToken }) }), END_SESSION_WAIT_MS, 'the provider\'s end_session_endpoint', () => {})
+        if (endSession && idToken !== null && endSession.href.length > MAX_END_SESSION_URL_BYTES) {
+          // OIDC RP-Initiated Logout §2: client_id lets the provider check post_logout_redirect_uri; it may ask the person to confirm.
+          logger.debug({ session: ended?.session, issuer: issuer.name, bytes: endSession.href.length }, 'RP-initiated logout without id_token_hint: the ID token would make the redirect too long for proxies')
+          endSession = await provider.endSessionUrl(parameters)
+        }
         if (endSession) location = endSession.href
       } catch (err) {
         // The session is over here whatever the provider says; its own session ends another time.
