@@ -36,6 +36,8 @@ export interface OpenIdProviderOptions {
   webClients?: WebClient[]
   /** How long ID tokens live (default: tokenTtlSeconds). */
   idTokenTtlSeconds?: number
+  /** Every refresh gives a new refresh token and spends the old one (Auth0, Okta, Entra for SPAs); by default only near its end. */
+  rotateRefreshTokens?: boolean
 }
 
 /**
@@ -141,6 +143,7 @@ export function openIdProvider(issuer: string, options: OpenIdProviderOptions): 
     },
     // A refresh token for every browser client that may use one (no offline_access dance).
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    ...(options.rotateRefreshTokens === true ? { rotateRefreshToken: true } : {}),
     pkce: { required: () => true },
     features: {
       clientCredentials: { enabled: true },

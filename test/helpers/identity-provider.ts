@@ -43,6 +43,8 @@ export interface ProviderOptions {
   people?: Person[]
   webClients?: WebClient[]
   idTokenTtlSeconds?: number
+  /** Every refresh spends its refresh token and gives a new one. */
+  rotateRefreshTokens?: boolean
 }
 
 export interface TestIdentityProvider {
@@ -118,6 +120,7 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
       people: options.people,
       webClients: options.webClients,
       idTokenTtlSeconds: options.idTokenTtlSeconds,
+      rotateRefreshTokens: options.rotateRefreshTokens,
     })
     const callback = providerHandler(provider, options.people ?? [])
     server.on('request', (req, res) => {

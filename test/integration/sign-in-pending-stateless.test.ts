@@ -187,7 +187,7 @@ describe('signing in with the sign-in in the state cookie', { timeout: 120_000 }
     expect(atTwo.location).toBe(`${two.url}${navigation(1)}?tab=2`)
     const session = /^bouncer_session=([A-Za-z0-9_-]{43});/.exec(String(atTwo.headers['set-cookie']))?.[1]
     expect(session).toBeDefined()
-    expect(rowsIn(path())).toBe(rows + 1) // the session, once signed in
+    expect(rowsIn(path())).toBe(rows + 2) // the session, and its state taken (good for one callback), once signed in
     const landed = await cookieJar().request(`${one.url}${navigation(1)}?tab=2`, { headers: { cookie: `bouncer_session=${session}` } })
     expect(landed.status).toBe(200)
   })

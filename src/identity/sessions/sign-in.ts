@@ -9,7 +9,8 @@
 //   callback, so a callback carrying someone else's state (login CSRF, a tampered state) is
 //   refused. The cookie carries the whole sign-in under way, sealed (sign-in-state.ts): nothing is
 //   stored before a callback succeeds. A replayed callback's code goes back to the provider, which
-//   refuses a used code (RFC 6749 §4.1.2): 400, and no second session.
+//   refuses a used code (RFC 6749 §4.1.2): 400, and no second session; a new code for a state
+//   that already made a session is refused too (the state is taken once, on the store).
 // - The ID token is verified by the same verifier as bearer tokens, with the issuer's keys, its
 //   algorithm allow-list and clock tolerance; only its audience is the client_id (OIDC Core §3.1.3.7).
 // - The session cookie is 256 random bits; the store knows it by its SHA-256 only. HttpOnly,
@@ -110,6 +111,13 @@ const REFRESH_CLAIM_MS = 40_000
 const REFRESH_POLL_MS = 50
 /** How long a sign-out waits for the provider's end_session_endpoint (discovery) before it sends the browser to after_sign_out_path. */
 const END_SESSION_WAIT_MS = 3_000
+/**
+ * The longest RP-initiated logout redirect sent with id_token_hint. A proxy's buffer for the answer's
+ * whole header block is one page by default (nginx's proxy_buffer_size, 4 KB), and a provider's
+ * front end takes a request line of 8 KB: a person in many groups got a Location of ~16 KB, and
+ * nginx's 502 for a sign-out (the sign-in probe). Past it, client_id alone names the client.
+ */
+const MAX_END_SESSION_URL_BYTES = 3_072
 
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
@@ -139,6 +147,8 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
+  /** Refreshed sessions the store failed to write, by refresh claim: their new tokens are only here (saveRefreshed). */
+  const unsaved = createLru<SessionRecord>(10_000)
   let storeLoggedAt = -Infinity
   /** The state cookies' key, derived from the store's (`stored`): derived again when the store's changes. */
   let stateKey: { stored: Buffer; key: Buffer } | undefined
@@ -389,6 +399,13 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
     }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
+    // State and nonce are one-time values (RFC 6749 §10.12, OIDC Core §15.5.2): the authorization URL
+    // opened again (the back button, a copy) gave a new code for them, and the same state cookie made
+    // a second session (the sign-in probe). Taken once on the store, after the provider's answer
+    // passed its checks, so only a real sign-in writes, and a 503 on the way leaves it to retry.
+    if (!(await storeCall(() => store.claimRefresh(`sign-in:${hash('sha256', state, 'base64url').slice(0, 22)}`, pending.expiresAt, now())))) {
+      throw new GatewayError('bad_request', { detail: 'This sign-in has already been completed (a replayed callback): start again.' })
+    }
     await endEarlierSession(readCookie(input.rawHeaders, cookie.name))
     const formerCookies = await endFormerSessions(input)
     const value = randomBytes(32).toString('base64url')
@@ -502,11 +519,13 @@ export function createSignIn(options: SignInOptions): SignIn {
       try {
         // Waited for briefly: a provider that does not answer held the sign-out's answer for the
         // client's 10 s, every time (discovery, not made yet or failed, is tried again; the sessions probe).
-        const endSession = await withinDeadline(provider.endSessionUrl({
-          client_id: config.client_id,
-          post_logout_redirect_uri: after,
-          ...(idToken === null ? {} : { id_token_hint: idToken }),
-        }), END_SESSION_WAIT_MS, 'the provider\'s end_session_endpoint', () => {})
+        const parameters = { client_id: config.client_id, post_logout_redirect_uri: after }
+        let endSession = await withinDeadline(provider.endSessionUrl({ ...parameters, ...(idToken === null ? {} : { id_token_hint: idToken }) }), END_SESSION_WAIT_MS, 'the provider\'s end_session_endpoint', () => {})
+        if (endSession && idToken !== null && endSession.href.length > MAX_END_SESSION_URL_BYTES) {
+          // OIDC RP-Initiated Logout §2: client_id lets the provider check post_logout_redirect_uri; it may ask the person to confirm.
+          logger.debug({ session: ended?.session, issuer: issuer.name, bytes: endSession.href.length }, 'RP-initiated logout without id_token_hint: the ID token would make the redirect too long for proxies')
+          endSession = await provider.endSessionUrl(parameters)
+        }
         if (endSession) location = endSession.href
       } catch (err) {
         // The session is over here whatever the provider says; its own session ends another time.
@@ -601,6 +620,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     // the store. It names the tokens it replaces: a refresh that succeeds writes new ones (a new
     // seal), so its claim need not be let go, and a request that read the old record late finds it held.
     const claim = `${record.id}@${hash('sha256', record.sealed ?? '', 'base64url').slice(0, 22)}`
+    const kept = unsaved.get(claim, now())
+    if (kept !== undefined) return saveRefreshed(kept, claim)
     const held: HeldTokens = { ...tokens, refreshToken: tokens.refreshToken }
     const until = await claimed(claim)
     if (until === undefined) return refreshedElsewhere(record, held, value, claim)
@@ -624,18 +645,42 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
   }
 
-  /** The refresh, by the holder of its claim, which it lets go (if still its own) when the refresh failed. */
+  /** The refresh, by the holder of its claim, which it lets go (if still its own) when the provider's refresh failed. */
   async function refreshHolding(record: SessionRecord, tokens: HeldTokens, value: string, claim: string, until: number): Promise<SessionRecord | undefined> {
+    let refreshed
     try {
-      return await refreshWithProvider(record, tokens, value)
+      refreshed = await refreshWithProvider(record, tokens, value)
     } catch (err) {
       // A retry, or a request that waited, need not wait for the claim to lapse.
       await store.releaseRefresh(claim, until).catch(() => {})
       throw err
     }
+    return saveRefreshed(refreshed, claim)
   }
 
-  async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord | undefined> {
+  /**
+   * The refreshed session, written; undefined when it ended meanwhile. The provider may have rotated
+   * the refresh token, spending the one the store holds: when the store fails the write, the new
+   * one is only here. The session's last refresh answered 503 and kept the spent token, and its next
+   * request refreshed with it: invalid_grant, the person signed out (the sign-in probe). Kept in
+   * this process for the session's next request, which writes it instead of asking the provider
+   * again; the claim is not let go, so no other process spends the old token while it holds.
+   */
+  async function saveRefreshed(refreshed: SessionRecord, claim: string): Promise<SessionRecord | undefined> {
+    let written
+    try {
+      written = await store.update(refreshed)
+    } catch (err) {
+      unsaved.set(claim, refreshed, refreshed.expiresAt)
+      if (err instanceof SessionStoreError) logger.warn({ err, session: refreshed.id, subject: refreshed.subject }, 'a refreshed session could not be saved: its new tokens are kept in this process for its next request (a restart first ends it at its next refresh)')
+      throw storeFailure(err, 'Your sign-in was renewed at the provider, but the session store could not save it right now (the gateway\'s log says why): try again shortly.')
+    }
+    unsaved.delete(claim)
+    return written ? refreshed : undefined
+  }
+
+  /** The session with the provider's new tokens and claims, not yet written. */
+  async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord> {
     const { refreshToken } = tokens
     let fresh
     let claims = record.claims
@@ -659,13 +704,12 @@ export function createSignIn(options: SignInOptions): SignIn {
       }
       throw err
     }
-    const updated: SessionRecord = {
+    return {
       ...record,
       claims,
       refreshAt: refreshAt === null || refreshAt >= record.expiresAt ? null : refreshAt,
       sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken: fresh.refreshToken ?? refreshToken }, value),
     }
-    return (await storeCall(() => store.update(updated))) ? updated : undefined
   }
 
   /**
@@ -737,10 +781,10 @@ export function createSignIn(options: SignInOptions): SignIn {
    * at its maxmemory: OOM; a read-only replica; a full disk) failed every sign-in and every page
    * load without a session with "cannot be reached", and the log said nothing (the sessions probe).
    */
-  function storeFailure(err: unknown): unknown {
+  function storeFailure(err: unknown, detail = 'The session store cannot be used right now (the gateway\'s log says why); try again shortly.'): unknown {
     if (!(err instanceof SessionStoreError)) return err
     storeTrouble(err, 'session store failed: sign-ins and session requests answer 503')
-    return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be used right now (the gateway\'s log says why); try again shortly.', headers: { 'retry-after': '1' }, cause: err })
+    return new GatewayError('identity_provider_unavailable', { detail, headers: { 'retry-after': '1' }, cause: err })
   }
 
   /** A store's failure in the log, at most every STORE_LOG_MS: while it lasts, every request that needs the store fails alike. */

@@ -57,6 +57,8 @@ export interface SessionStore {
    * replaces) until `until` (ms); false while another gateway, or another worker, holds it.
    * Providers that rotate refresh tokens refuse the second use of one, and some then revoke the
    * session's whole family: one refresh per session at once, across every process on the store.
+   * A callback takes its sign-in's state the same way (`sign-in:…`, until the sign-in's end), never
+   * let go: a state is good for one callback.
    */
   claimRefresh(claim: string, until: number, now: number): Promise<boolean>
   /**
