@@ -104,6 +104,5 @@ it('decides as SPEC "Decisions" says, for generated configs and callers', () => 
     const result = evaluateAccess(access, identity, { policy: access.policyFor(c.route) }, c.method, c.ip)
     const got = result.decision.reason === 'no_role' ? 'no_role' : result.decision.reason === 'explicit_deny' ? 'deny' : result.decision.reason === 'implicit_deny' ? 'implicit' : 'allow'
     expect(got, JSON.stringify({ yaml: yamlOf(g), caller: { ...c, claims } })).toBe(modelDecision(g, { ...c, claims }))
-    // 200: each run loads a whole config (~20 ms); 600 took 12 s alone and passed 30 s on a loaded host.
-  }), { numRuns: 200 })
+  }), { numRuns: 200 }) // each run loads a whole config (~20 ms): 600 took 12 s alone, and over 30 s on a loaded host
 })
