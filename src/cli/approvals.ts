@@ -28,6 +28,7 @@ interface ApprovalDocument {
 }
 
 async function adminOf(opts: Options): Promise<{ url: string; token: string }> {
+  if (opts.adminUrl !== undefined && !/^https?:$/.test(URL.parse(opts.adminUrl)?.protocol ?? '')) throw new UserError("--admin-url takes the admin listener's http:// or https:// URL", 2)
   const env = process.env
   let url = opts.adminUrl ?? env.BOUNCER_ADMIN_URL
   let token = env.BOUNCER_ADMIN_TOKEN
