@@ -1,12 +1,10 @@
 // The admin API's approvals (mcp.approvals): list them, and approve or deny one. The approver is the
 // person signed in to the console, or the one whose bearer token is in the body ("token": the admin
 // token opens the API, the approver's roles decide).
-import { ApprovalStoreError, approverOf, decideApproval, sessionApprover, withApprovers, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
+import { APPROVAL_STATUSES, ApprovalStoreError, approverOf, decideApproval, sessionApprover, withApprovers, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Runtime } from '../gateway/index.ts'
 import type { AdminRoute } from './server.ts'
-
-const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'used', 'expired']
 
 export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
   const decide = (decision: 'approve' | 'deny'): AdminRoute => ({
@@ -32,8 +30,8 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
       path: 'approvals',
       handle: async ({ query }) => {
         const status = query.get('status') ?? undefined
-        if (status !== undefined && !STATUSES.includes(status as ApprovalStatus)) {
-          throw new GatewayError('bad_request', { detail: `status is one of ${STATUSES.join(', ')}.` })
+        if (status !== undefined && !APPROVAL_STATUSES.includes(status as ApprovalStatus)) {
+          throw new GatewayError('bad_request', { detail: `status is one of ${APPROVAL_STATUSES.join(', ')}.` })
         }
         const { mcp, store } = approvalsOf(runtime())
         return { body: (await fromStore(store.list({ status: status as ApprovalStatus | undefined }))).map((approval) => withApprovers(mcp.config, approval)) }

@@ -6,6 +6,7 @@ export type { CompiledMcp, McpBuiltInRoute, McpCompileDeps, ToolRoute } from './
 export { createAgentsRegistry, type AgentsRegistry } from './mcp/registry.ts'
 export { MCP_SESSION_KEY, newSessionKey } from './mcp/session-seal.ts'
 export { endedSessions } from './mcp/ended-sessions.ts'
+export { APPROVAL_STATUSES } from './mcp/approval-shapes.ts'
 export { openApprovalStore, ApprovalStoreError, type Approval, type ApprovalStatus, type ApprovalStore, type Decision as ApprovalDecision } from './mcp/approvals.ts'
 export { approvalRuleFor, auditFacts } from './mcp/tool-calls.ts'
 export type { ToolEntry, ToolVerdict } from './mcp/catalog.ts'

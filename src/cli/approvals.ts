@@ -3,7 +3,8 @@
 // (BOUNCER_ADMIN_TOKEN, else a literal admin.token in the config); the approver proves who they
 // are with their own bearer token (BOUNCER_APPROVER_TOKEN), whose roles must include an approver
 // role. Tokens come from the environment, never from arguments other users could read (ps).
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
+import { APPROVAL_STATUSES } from '../agents/index.ts'
 import { listenUrl } from '../config/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
@@ -27,6 +28,7 @@ interface ApprovalDocument {
 }
 
 async function adminOf(opts: Options): Promise<{ url: string; token: string }> {
+  if (opts.adminUrl !== undefined && !/^https?:$/.test(URL.parse(opts.adminUrl)?.protocol ?? '')) throw new UserError("--admin-url takes the admin listener's http:// or https:// URL", 2)
   const env = process.env
   let url = opts.adminUrl ?? env.BOUNCER_ADMIN_URL
   let token = env.BOUNCER_ADMIN_TOKEN
@@ -76,7 +78,8 @@ export function registerApprovals(program: Command): void {
   const approvals = program.command('approvals').description('agents\' tool calls waiting for a person (mcp.approvals): list, approve, deny')
   const common = (command: Command) => configOption(command).option('--admin-url <url>', 'the admin listener (default: $BOUNCER_ADMIN_URL, else admin.listen of the config)')
   common(approvals.command('list').description('list approvals, newest first')
-    .option('--status <status>', 'only pending, approved, denied, used or expired')
+    // commander's choices: an unknown status is a usage error (exit 2) before the config is read.
+    .addOption(new Option('--status <status>', 'only approvals in this status').choices(APPROVAL_STATUSES))
     .option('--json', 'JSON instead of lines'))
     .action(async (opts: Options) => {
       const list = (await call(opts, 'GET', `approvals${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as ApprovalDocument[]

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { parse, stringify } from 'yaml'
-import { listenUrl, loadConfigFile, loadConfigText, parseDuration, type ListenAddress } from '../config/index.ts'
+import { listenUrl, loadConfigFile, loadConfigText, MAX_TIMER_MS, parseDuration, type ListenAddress } from '../config/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
@@ -41,6 +41,8 @@ export function registerHealthcheck(program: Command): void {
     .action(async (opts: { config?: string; timeout: string }) => {
       const timeout = parseDuration(opts.timeout)
       if (!timeout.ok) throw new UserError(`--timeout: ${timeout.message}`, 2)
+      // Node runs a longer timer at once: the check would give up after 1 ms.
+      if (timeout.value > MAX_TIMER_MS) throw new UserError('--timeout: at most 24d', 2)
       const listen = await adminListen(findConfig(opts.config))
       // Port 0 is picked when the gateway starts, and no file says which: asking port 0 was "no answer (ECONNREFUSED)".
       if (listen.port === 0) throw new UserError('admin.listen has port 0, which the gateway picks as it starts: give admin.listen a fixed port for the health check to ask')

@@ -154,10 +154,10 @@ export function registerSecrets(program: Command): void {
     .option(...REASON_OPTION)
     .action(async (opts: { config?: string; newMasterKey?: string; dropPrevious?: boolean; reason?: string }) => {
       if ((opts.newMasterKey === undefined) === (opts.dropPrevious !== true)) throw new UserError('bouncer secrets rekey takes --new-master-key env:NAME|file:PATH, or --drop-previous', 2)
+      if (!opts.dropPrevious && !/^(env|file):./.test(opts.newMasterKey as string)) throw new UserError('--new-master-key takes env:NAME or file:PATH', 2)
       const loaded = await loadCommandConfig(opts.config)
       const store = loaded.config.secrets?.store
       if (store?.type !== 'embedded') throw new UserError(`${loaded.file}: only an embedded secrets store (secrets.store.type: embedded) has a master key`)
-      if (!opts.dropPrevious && !/^(env|file):./.test(opts.newMasterKey as string)) throw new UserError('--new-master-key takes env:NAME or file:PATH', 2)
       // The record names where the new key comes from (env:NAME, file:PATH), never the key.
       const dropped = await audited(loaded, opts.reason, { revoking: false }, async () => {
         try {

@@ -32,7 +32,8 @@ const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string; minL
   // A handler's credential (a database password): in the gateway's environment instead, every function could read it.
   { path: ['functions', '*', 'environment', '*'], name: "a function's environment" },
 ]
-const SECRET_PLACE_NAMES = SECRET_PLACES.map((place) => place.name).join(', ')
+/** Every place, as `bouncer check` names them (the README lists the same, test/unit/doc2-secret-places.test.ts). */
+export const SECRET_PLACE_NAMES = SECRET_PLACES.map((place) => place.name).join(', ')
 
 function secretPlaceOf(path: ReadonlyArray<string | number>): (typeof SECRET_PLACES)[number] | undefined {
   return SECRET_PLACES.find((place) => place.path.length === path.length && place.path.every((part, i) => part === '*' || part === path[i]))

@@ -36,7 +36,7 @@ const hostPattern = parsed(parseHostPattern, { description: 'a host name clients
  * refetched the keys in a loop, a 30d `limits_store.timeout` timed every Redis command out at once,
  * a 30d `shutdown_timeout` cut the drain after an uncaught exception to 1 ms.
  */
-const MAX_TIMER_MS = 24 * 86_400_000
+export const MAX_TIMER_MS = 24 * 86_400_000
 const timer = duration.refine((ms) => ms <= MAX_TIMER_MS, 'at most 24d: Node runs a longer timer at once')
 /**
  * For the JSON Schema, where a refinement (code) is lost: the pattern of a duration of at least

@@ -2,7 +2,9 @@
 // the catalog's pending ones), and the console reads it (console/src/pages/catalog.tsx): one
 // description, with no imports, so the browser's build can take its types too.
 
-export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used' | 'expired'
+/** Every status, as the admin API's `?status=` and `bouncer approvals list --status` take them. */
+export const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'used', 'expired'] as const
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number]
 
 export interface Approval {
   id: string
