@@ -51,6 +51,9 @@ export interface WorkerConfig {
  */
 export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array<ArrayBuffer>; postedAt: number; postedEnd: number } | { type: 'drain'; id: number }
 
+/** What the worker counts (the bouncer_audit_*_total counters). */
+export type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped' | 'quarantined'>
+
 export interface WorkerStats {
   backlog: number
   written: number
@@ -80,8 +83,12 @@ export type FromWorker =
    */
   | { type: 'numbered'; id: number; last: number | null; buffer: ArrayBuffer }
   /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
-  /** `lost`: the batch's records were dropped, not stored (a sync response waiting on them is refused). */
-  | { type: 'committed'; id: number | null; head: ChainHead; lost?: true }
+  /**
+   * `lost`: the batch's records were dropped, not stored (a sync response waiting on them is refused).
+   * `counters`: the worker's counts as of this commit, so /metrics counts a record once its answer
+   * is complete (the stats come once a second: a scrape right after a sync answer read 0 written).
+   */
+  | { type: 'committed'; id: number | null; head: ChainHead; lost?: true; counters: WorkerCounters }
   | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'drained'; id: number }
   | { type: 'stats'; stats: WorkerStats }
@@ -94,7 +101,7 @@ if (!port) throw new Error('audit/worker.ts runs as a worker thread')
 const config = workerData as WorkerConfig
 const send = (message: FromWorker) => port.postMessage(message)
 
-const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
+const counters: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
 /** The spill files held spill_max_bytes when last looked at (noteSpillFull). */
 let spillFull = false
 const events: RunnerEvents = {
@@ -223,7 +230,7 @@ function handOver(rows: StoredRow[], batch: number | null, queued = 0): Promise<
   const handled = Promise.all(runners.map((runner) => runner.handle(rows, queued)))
   committing = committing.then(() => handled).then(() => {
     committed = last
-    send({ type: 'committed', id: batch, head: last })
+    send({ type: 'committed', id: batch, head: last, counters })
   })
   return handled
 }
@@ -304,7 +311,7 @@ function onBatch(id: number, text: string, postedEnd: number, numbered: (last: n
       events.log('error', 'audit records lost: every sink is away and the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total, and the chain says how many once there is room', { spill_max_bytes: budget.maxBytes })
     }
     // Released in order, after the batches before it: a sync response waiting on it is refused.
-    committing = committing.then(() => send({ type: 'committed', id, head: committed, lost: true }))
+    committing = committing.then(() => send({ type: 'committed', id, head: committed, lost: true, counters }))
     return
   }
   if (lostUnnumbered > 0) {
