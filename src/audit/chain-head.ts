@@ -190,8 +190,8 @@ function chainRecord(code: string, detail: string, instance: string, prevHash: s
  * spill files full): an ordinary record, so the chain has no gap that verify would fail for good,
  * and the loss is in the log itself, not only in a metric.
  */
-export function lostRecordsRecord(lost: number, since: string, instance: string, prevHash: string, now = new Date()): AuditRecord {
-  const detail = `${lost} audit ${lost === 1 ? 'record was' : 'records were'} lost from ${since}: every sink was away and the spill files held audit.spill_max_bytes (counted in bouncer_audit_dropped_total).`
+export function lostRecordsRecord(lost: number, since: string, instance: string, prevHash: string, now = new Date(), why = 'the spill files held audit.spill_max_bytes'): AuditRecord {
+  const detail = `${lost} audit ${lost === 1 ? 'record was' : 'records were'} lost from ${since}: every sink was away and ${why} (counted in bouncer_audit_dropped_total).`
   return chainRecord(RECORDS_LOST, detail, instance, prevHash, now)
 }
 

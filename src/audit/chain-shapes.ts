@@ -134,4 +134,6 @@ export interface VerifyResult {
   damagedCheckpointLines: number
   /** Retention cuts not vouched for: 'bad signature' and 'early' fail verify, the others fail `--strict`. */
   cuts: CutFinding[]
+  /** Chains retention left no record of: where their cut is (a note, so a whole chain's deletion does not read as an empty log). */
+  emptied?: Array<{ chain: string; seq: number; cut: RetentionCut | null }>
 }

@@ -17,7 +17,7 @@ import { recordLine, rejectedLine, type RejectedRequest } from './record.ts'
 import { sinkName } from './sinks/sink.ts'
 import { spillBytes } from './spill.ts'
 import { unconfirmedBatches, type InFlightBatch, type Waiter } from './unconfirmed.ts'
-import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
+import type { FromWorker, ToWorker, WorkerConfig, WorkerCounters, WorkerSinkConfig, WorkerStats } from './worker.ts'
 
 export interface AuditStats extends WorkerStats {
   /** Lines queued on the request thread plus records not yet handled by every sink. */
@@ -141,6 +141,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       if (w !== worker) return // a late message of a worker already replaced
       switch (message.type) {
         case 'committed': {
+          workerStats = { ...workerStats, ...message.counters }
           if (head) head.head = { count: message.head.seq, id: message.head.id, hash: message.head.hash }
           if (message.id === null) break
           const batch = inFlight.get(message.id)
@@ -344,8 +345,6 @@ function spillBytesIn(dir: string, sinks: readonly WorkerSinkConfig[]): number {
   for (const sink of sinks) sum += spillBytes(dir, sinkName(sink))
   return sum
 }
-
-type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped' | 'quarantined'>
 
 function addCounters(a: WorkerCounters, b: WorkerCounters): WorkerCounters {
   return {

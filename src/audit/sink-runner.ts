@@ -36,10 +36,12 @@ export interface SinkRunner {
   readonly name: string
   readonly up: boolean
   /**
-   * Resolves once the rows are in the sink or durably in its spill file. `queued`: records still
-   * waiting in the worker's queue behind them, counted against `capacity` with the backlog.
+   * Resolves once the rows are in the sink or durably in its spill file (true), or false when the
+   * spill file could not be written at all (a full disk: none of them was kept). A spill at its cap
+   * resolves true: what it had room for is kept, the rest counted as dropped. `queued`: records still waiting in the worker's queue
+   * behind them, counted against `capacity` with the backlog.
    */
-  handle(rows: readonly StoredRow[], queued?: number): Promise<void>
+  handle(rows: readonly StoredRow[], queued?: number): Promise<boolean>
   /** Rows accepted but not yet handled (for the queue-depth metric). */
   readonly backlog: number
   /** Waits until every accepted batch is handled (SIGTERM), then stops retrying. */
@@ -56,8 +58,8 @@ const RECOVERY_INTERVAL_MS = 1_000
 export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capacity: number; durable: boolean; events: RunnerEvents; opened: boolean; budget?: SpillBudget }): SinkRunner {
   const { events } = options
   let mode: 'sink' | 'spill' = options.opened && spill.size() === 0 ? 'sink' : 'spill'
-  let writes: Promise<void> = Promise.resolve()
-  let appends: Promise<void> = Promise.resolve()
+  let writes: Promise<unknown> = Promise.resolve()
+  let appends: Promise<unknown> = Promise.resolve()
   let appending = 0
   let backlog = 0
   let recovering = false
@@ -81,22 +83,27 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
   // Before the first append: a line cut short by a crash would swallow the next one.
   quarantined(spill.repairTail())
 
-  function appendToSpill(rows: readonly StoredRow[]): Promise<void> {
+  function appendToSpill(rows: readonly StoredRow[]): Promise<boolean> {
     appending++
     const task = appends.then(async () => {
       try {
         await spill.append(rows, options.durable, options.budget)
         events.spilled(sink.name, rows.length)
+        return true
       } catch (err) {
         const written = err instanceof SpillFull ? err.written : 0
         if (written > 0) events.spilled(sink.name, written)
         events.dropped(sink.name, rows.length - written)
+        // A spill at its cap kept what it had room for (the worker drops whole batches ahead of it:
+        // lostBeforeNumbering); one that cannot be written kept none of them.
+        const kept = err instanceof SpillFull
         if (!(err instanceof SpillFull)) {
           events.log('error', 'audit records lost: the spill file cannot be written', { sink: sink.name, rows: rows.length, err })
         } else if (!losing) {
           losing = true
           events.log('error', 'audit records lost: the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total until the sink is back', { sink: sink.name, spill_max_bytes: err.maxBytes })
         }
+        return kept
       } finally {
         appending--
       }
@@ -111,7 +118,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     events.log('warn', 'audit sink unavailable: spilling records to disk until it is back', { sink: sink.name, reason, spill: spill.path, err })
   }
 
-  function handle(rows: readonly StoredRow[], queued = 0): Promise<void> {
+  function handle(rows: readonly StoredRow[], queued = 0): Promise<boolean> {
     if (mode === 'sink' && backlog + queued + rows.length > options.capacity) goDown(`more than ${options.capacity} records waiting`)
     if (mode === 'spill') return appendToSpill(rows)
     backlog += rows.length
@@ -122,9 +129,11 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         try {
           await writeWithin(sink.write(rows))
           events.written(sink.name, rows.length)
+          return true
         } catch (err) {
           goDown('a write failed', err)
-          await appendToSpill(rows)
+          // A write given up on at its deadline runs on and may yet store the rows: not known lost.
+          return (await appendToSpill(rows)) || err instanceof DeadlineExceeded
         }
       } finally {
         backlog -= rows.length

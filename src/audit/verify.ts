@@ -159,7 +159,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors, readin
   try {
     const result: VerifyResult = {
       ok: true, checked: 0, chains: 0, problems: [], restarts: [], losses: [], truncations: [], rewritten: [], forged: [], anchored: 0, unanchored: [],
-      unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [],
+      unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [], emptied: [],
     }
     const latest = anchors ? await gatherCheckpoints(anchors, reader, result) : new Map<string, FoundCheckpoint>()
     const chains = await reader.chains()
@@ -174,6 +174,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors, readin
       result.restarts.push(...walked.restarts)
       result.losses.push(...walked.losses)
       if (walked.problem) result.problems.push(walked.problem)
+      if (start && walked.checked === 0 && !walked.problem) result.emptied?.push({ chain, seq: start.seq, cut: start.cut })
       if (!anchors) continue
       const cutFinding = start ? checkCut(chain, start, anchors, Date.now()) : null
       if (cutFinding) result.cuts.push(cutFinding)

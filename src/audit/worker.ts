@@ -51,6 +51,9 @@ export interface WorkerConfig {
  */
 export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array<ArrayBuffer>; postedAt: number; postedEnd: number } | { type: 'drain'; id: number }
 
+/** What the worker counts (the bouncer_audit_*_total counters). */
+export type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped' | 'quarantined'>
+
 export interface WorkerStats {
   backlog: number
   written: number
@@ -80,8 +83,12 @@ export type FromWorker =
    */
   | { type: 'numbered'; id: number; last: number | null; buffer: ArrayBuffer }
   /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
-  /** `lost`: the batch's records were dropped, not stored (a sync response waiting on them is refused). */
-  | { type: 'committed'; id: number | null; head: ChainHead; lost?: true }
+  /**
+   * `lost`: the batch's records were dropped, not stored (a sync response waiting on them is refused).
+   * `counters`: the worker's counts as of this commit, so /metrics counts a record once its answer
+   * is complete (the stats come once a second: a scrape right after a sync answer read 0 written).
+   */
+  | { type: 'committed'; id: number | null; head: ChainHead; lost?: true; counters: WorkerCounters }
   | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'drained'; id: number }
   | { type: 'stats'; stats: WorkerStats }
@@ -94,7 +101,7 @@ if (!port) throw new Error('audit/worker.ts runs as a worker thread')
 const config = workerData as WorkerConfig
 const send = (message: FromWorker) => port.postMessage(message)
 
-const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
+const counters: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
 /** The spill files held spill_max_bytes when last looked at (noteSpillFull). */
 let spillFull = false
 const events: RunnerEvents = {
@@ -215,17 +222,65 @@ let committing: Promise<unknown> = Promise.resolve()
 
 /**
  * Hands chained rows to every sink; `committed` follows in order, once each has them or has
- * spilled them. `queued`: records still in this worker's queue behind them.
+ * spilled them. `queued`: records still in this worker's queue behind them. `numbering`: where the
+ * chain stood before these rows, and the lost requests a records_lost record among them said: for
+ * taking them back when no sink could keep them (lostAfterNumbering).
  */
-function handOver(rows: StoredRow[], batch: number | null, queued = 0): Promise<unknown> {
+function handOver(rows: StoredRow[], batch: number | null, queued = 0, numbering?: Numbering): Promise<unknown> {
   saveState()
   const last = head
   const handled = Promise.all(runners.map((runner) => runner.handle(rows, queued)))
-  committing = committing.then(() => handled).then(() => {
+  committing = committing.then(() => handled).then((kept) => {
+    if (numbering && !kept.some(Boolean)) return lostAfterNumbering(numbering, last, batch)
+    lostRun = null
+    if (unwritable !== null) {
+      unwritable = null
+      noteSpillFull()
+    }
     committed = last
-    send({ type: 'committed', id: batch, head: last })
+    send({ type: 'committed', id: batch, head: last, counters })
   })
   return handled
+}
+
+/** Where the chain stood before a batch was numbered; `requests`: the lost requests it stands for (its own, and those its records_lost record said). */
+interface Numbering {
+  from: ChainHead
+  requests: number
+}
+
+/**
+ * The spill files could not be written (a full disk) while every sink was away, since this time:
+ * batches are dropped before they are numbered until a retry (UNWRITABLE_RETRY_MS on) keeps one,
+ * and under on_spill_full: refuse the gateway refuses requests meanwhile, as at the cap.
+ */
+let unwritable: number | null = null
+const UNWRITABLE_RETRY_MS = 1_000
+
+/** Consecutive batches no sink kept: where the first began, and the requests they stood for. */
+let lostRun: Numbering | null = null
+
+/**
+ * A batch no sink kept, nor its spill file (a full disk: it cannot be written): its records are
+ * lost. Numbered, they left a gap that `verify` failed for good as records deleted, and a sync
+ * response waiting on them was answered as if recorded. Its response is refused now, and once
+ * nothing was numbered after it, the chain goes back to where the run of lost batches began:
+ * their requests are said by the next records_lost record, as records lost before numbering are.
+ */
+function lostAfterNumbering(numbering: Numbering, last: ChainHead, batch: number | null): void {
+  lostRun = lostRun ? { from: lostRun.from, requests: lostRun.requests + numbering.requests } : { ...numbering }
+  const was = unwritable
+  unwritable = Date.now()
+  if (was === null) noteSpillFull()
+  if (head.seq === last.seq) {
+    if (lostUnnumbered === 0) lostSince = new Date().toISOString()
+    lostUnnumbered += lostRun.requests
+    lostWhy = UNWRITABLE
+    head = lostRun.from
+    saveState()
+    lostRun = null
+  }
+  send({ type: 'committed', id: batch, head: committed, lost: true, counters })
 }
 
 function append(record: AuditRecord): StoredRow {
@@ -269,6 +324,9 @@ const LOST_RECORD_BYTES = 2_048
 /** Records lost before they were numbered (lostBeforeNumbering), and since when: said by a record once there is room. */
 let lostUnnumbered = 0
 let lostSince = ''
+/** Why they were lost, for the records_lost record. */
+const UNWRITABLE = 'the spill files could not be written (a full disk?)'
+let lostWhy: string | undefined
 /** The loss is logged once an outage: a smaller batch that fits between losses does not end it. */
 let losingLogged = false
 
@@ -280,6 +338,7 @@ let losingLogged = false
  */
 function lostBeforeNumbering(lines: string, count: number): number | null {
   if (runners.length === 0 || runners.some((runner) => runner.up)) return 0
+  if (unwritable !== null && Date.now() - unwritable < UNWRITABLE_RETRY_MS) return null
   // The records_lost record that goes first, when there were losses, takes room too: left out, a
   // batch of one fitted by less than that record and was numbered, then dropped by the runner (a
   // gap; the spill cap's drop test saw counts one short, 1 run in 3 under load).
@@ -297,20 +356,23 @@ function onBatch(id: number, text: string, postedEnd: number, numbered: (last: n
   if (spilling === null) {
     numbered(null)
     if (lostUnnumbered === 0) lostSince = new Date().toISOString()
+    lostWhy = unwritable === null ? undefined : UNWRITABLE
     lostUnnumbered += count
     events.dropped('(every sink)', count)
     if (!losingLogged) {
       losingLogged = true
-      events.log('error', 'audit records lost: every sink is away and the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total, and the chain says how many once there is room', { spill_max_bytes: budget.maxBytes })
+      events.log('error', `audit records lost: every sink is away and ${lostWhy ?? 'the spill files are full (audit.spill_max_bytes)'}; counted in bouncer_audit_dropped_total, and the chain says how many once there is room`, { spill_max_bytes: budget.maxBytes })
     }
     // Released in order, after the batches before it: a sync response waiting on it is refused.
-    committing = committing.then(() => send({ type: 'committed', id, head: committed, lost: true }))
+    committing = committing.then(() => send({ type: 'committed', id, head: committed, lost: true, counters }))
     return
   }
   if (lostUnnumbered > 0) {
-    handOver([append(lostRecordsRecord(lostUnnumbered, lostSince, config.instance, head.hash))], null)
+    const from = head
+    handOver([append(lostRecordsRecord(lostUnnumbered, lostSince, config.instance, head.hash, new Date(), lostWhy))], null, 0, { from, requests: lostUnnumbered })
     lostUnnumbered = 0
   }
+  const from = head
   if (losingLogged && runners.some((runner) => runner.up)) losingLogged = false
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
@@ -321,7 +383,7 @@ function onBatch(id: number, text: string, postedEnd: number, numbered: (last: n
     rows.push(new LinkedRow(chainId, head.seq, linked))
   }
   numbered(head.seq)
-  const handled = handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd)
+  const handled = handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd, { from, requests: count })
   if (spilling > 0) {
     spillOnItsWay += spilling
     void handled.then(() => (spillOnItsWay -= spilling))
@@ -381,7 +443,7 @@ port.on('message', (message: ToWorker) => {
 
 function stats(): WorkerStats {
   const own = budget.used()
-  spillFull = budget.full(own)
+  spillFull = budget.full(own) || (unwritable !== null && !runners.some((runner) => runner.up))
   let spillBytes = own
   for (const spill of adoptedSpills) spillBytes += spill.size()
   return {
@@ -406,9 +468,10 @@ function noteSpillFull(): void {
   if (now.spillFull === was) return
   send({ type: 'stats', stats: now })
   if (now.spillFull) {
+    const full = unwritable !== null ? `the audit spill files cannot be written (a full disk?) while every sink is away` : 'the audit spill files are full (audit.spill_max_bytes)'
     events.log('error', config.onSpillFull === 'refuse'
-      ? 'the audit spill files are full (audit.spill_max_bytes): requests are refused with 503 audit_unavailable until the sink is back'
-      : 'the audit spill files are full (audit.spill_max_bytes): further records are dropped until the sink is back', { spill_bytes: now.spillBytes, spill_max_bytes: budget.maxBytes })
+      ? `${full}: requests are refused with 503 audit_unavailable until the sink is back${unwritable !== null ? ' or the files can be written again' : ''}`
+      : `${full}: further records are dropped until the sink is back`, { spill_bytes: now.spillBytes, spill_max_bytes: budget.maxBytes })
   }
 }
 

@@ -146,6 +146,12 @@ function cutNote(c: CutFinding): string {
     : `not checked: ${cutAt(c)} is signed by a key this config does not hold (another instance's?)`
 }
 
+/** A chain retention left no record of: which records went, and by which cut (its findings, if any, are said apart). */
+function emptiedNote({ chain, seq, cut }: NonNullable<VerifyResult['emptied']>[number]): string {
+  const records = seq === 1 ? 'record 1 was' : `records 1–${seq} were`
+  return `cut by retention: chain ${chain} has no record left: ${records} deleted by ${cut ? `the retention cut at ${cut.time} (the newest of them from ${cut.newest})` : 'a retention cut that is not signed'}`
+}
+
 /** What `bouncer audit verify` prints: the verdict or each problem, then what is worth knowing. */
 export function verifyReport(result: VerifyResult, strict: Strictness | null = null): string {
   const failing = unvouched(result, strict)
@@ -166,6 +172,7 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
   const notes = [
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
     ...result.losses.map((r) => `chain ${r.chain} lost records, said at ${r.time} (record ${r.id}): ${r.detail ?? 'no count recorded'}`),
+    ...(result.emptied ?? []).map(emptiedNote),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
     ...(result.uncheckable !== null && !uncheckedFails(result, strict) ? [`not checked: ${result.uncheckable}: records deleted from a chain's end would not show; --strict fails`] : []),
     ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no ${someUnchecked ? 'checkpoint signed by a key this config holds' : 'signed checkpoint'}, so records deleted from its end would not show`),
