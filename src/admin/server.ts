@@ -102,10 +102,11 @@ export const ADMIN_PROBES = ['/healthz', '/readyz', '/metrics'] as const
 const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
 
 /**
- * An admin request's path as the log may hold it: as sent it may hold a whole API key (the id of
- * DELETE /api/keys/{id}) or a token in its query, and any length. Its secrets scrubbed, as in logCall.
+ * An admin request's path as a log line or an answer may show it: as sent it may hold a whole API
+ * key (the id of DELETE /api/keys/{id}, whose secret SPEC keeps out of problem details) or a token
+ * in its query, and any length. Its secrets scrubbed, and bounded.
  */
-export function adminPathForLog(url: string | undefined): string {
+export function shownAdminPath(url: string | undefined): string {
   return truncateClientValue(scrub(url ?? ''))
 }
 
@@ -116,7 +117,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
     const requestId = randomUUID()
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
-      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: adminPathForLog(req.url) }, 'admin request failed')
+      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: shownAdminPath(req.url) }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })
@@ -198,7 +199,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     inspectHeaders(req.rawHeaders)
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
     // How an answer names the path: DELETE /api/keys/{id} takes a whole key, whose secret a problem's detail must not hold (SPEC).
-    const named = truncateClientValue(scrub(`/api/${path}`))
+    const named = shownAdminPath(`/api/${path}`)
     const found = table.find(method, path)
     const presented = req.headers.authorization !== undefined || (consoleSignIn !== null && hasCookie(req.rawHeaders, consoleSignIn.signIn.cookieName))
     // Who changed what: every call but a read is logged with its caller and outcome (an adversarial
@@ -207,7 +208,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     let caller: AdminCaller | null = null
     const logCall = (status: number, recordedPath?: string) => {
       if (method === 'GET' || method === 'HEAD') return
-      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(scrub(recordedPath ?? url.pathname)), status }, 'admin API call')
+      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: shownAdminPath(recordedPath ?? url.pathname), status }, 'admin API call')
     }
     try {
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url, options.authFailures?.() ?? null)
@@ -245,7 +246,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
   }
   // The console's page answered POST with 404 "Nothing at /" (an adversarial probe): it is there, for GET and HEAD.
   if (consoleAssets.has(url.pathname)) throw new GatewayError('method_not_allowed', { detail: `${url.pathname} is the console's: it answers GET and HEAD.`, headers: { allow: 'GET, HEAD' } })
-  throw new GatewayError('route_not_found', { detail: `Nothing at ${truncateClientValue(scrub(url.pathname))} on the admin listener.` })
+  throw new GatewayError('route_not_found', { detail: `Nothing at ${shownAdminPath(url.pathname)} on the admin listener.` })
 }
 
 /**

@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { endedSessions } from '../../agents/index.ts'
-import { ADMIN_CLIENT_HEADER, adminClientOf, adminPathForLog, type Catalog } from '../../admin/index.ts'
+import { ADMIN_CLIENT_HEADER, adminClientOf, shownAdminPath, type Catalog } from '../../admin/index.ts'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProblem } from '../../errors/index.ts'
@@ -556,7 +556,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const requestId = randomUUID()
     serveAdmin(req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
-      if (error.code === 'internal_error') logger.error({ err: error.cause ?? err, path: adminPathForLog(req.url) }, 'admin request failed')
+      if (error.code === 'internal_error') logger.error({ err: error.cause ?? err, path: shownAdminPath(req.url) }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })
