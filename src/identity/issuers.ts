@@ -398,19 +398,34 @@ export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
  * down turned every valid token of the issuer into a 503 until it came back (found by a probe).
  */
 export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerRegistry {
-  const newestBySource = new Map<string, ReturnType<typeof createIssuerKeys>>()
+  // Every open key set of each source, not only the newest: a refused reload's key set (or the one a
+  // reload back to earlier settings left draining) closing took the source's record with it, and the
+  // next reload's key set started empty though the running one held keys (found by a probe).
+  const bySource = new Map<string, Set<ReturnType<typeof createIssuerKeys>>>()
   const sourceOf = (c: IssuerConfig) => JSON.stringify([c.issuer, c.jwks_uri ?? null])
+  /** The keys fetched last by any open key set of the source. */
+  const freshest = (source: string): HeldKeys | undefined => {
+    let best: HeldKeys | undefined
+    for (const keys of bySource.get(source) ?? []) {
+      const held = keys.held()
+      if (held !== undefined && (best === undefined || held.fetchedAt > best.fetchedAt)) best = held
+    }
+    return best
+  }
   return createSharedResources({
     fingerprint: (c) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown]),
     create: (config) => {
+      const source = sourceOf(config)
       // Offline (explain) nothing is fetched, nor handed on.
-      const seed = loading.offline ? undefined : newestBySource.get(sourceOf(config))?.held()
+      const seed = loading.offline ? undefined : freshest(source)
       const keys = createIssuerKeys(config, logger, events, loading, seed)
-      newestBySource.set(sourceOf(config), keys)
+      let open = bySource.get(source)
+      if (open === undefined) bySource.set(source, (open = new Set()))
+      open.add(keys)
       return keys
     },
     close: (keys) => {
-      for (const [source, newest] of newestBySource) if (newest === keys) newestBySource.delete(source)
+      for (const [source, open] of bySource) if (open.delete(keys) && open.size === 0) bySource.delete(source)
       keys.close()
     },
   })
