@@ -8,8 +8,8 @@ import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type Ex
 import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, reachedOverHttps, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, type CorsPolicy } from '../http/index.ts'
 import {
-  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier, unprovenCredential,
-  type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
+  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospectorRegistry, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier, unprovenCredential,
+  type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IntrospectorRegistry, type IssuerRegistry, type KeyLoading, type KeySetEvents,
   type OwnTokens, type TokenVerifier, type X509Issuer,
 } from '../identity/index.ts'
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
@@ -110,6 +110,8 @@ export interface CompileDeps {
   functions: FunctionRegistry
   datasources: DatasourceRegistry
   issuers: IssuerRegistry
+  /** The introspecting issuer's answers, kept across reloads that leave its settings alone. */
+  introspectors: IntrospectorRegistry
   limitsStores: LimitsStoreRegistry
   apiKeys: ApiKeyDirectoryRegistry
   sessionStores: SessionStoreRegistry
@@ -162,6 +164,7 @@ export function createRuntimeDeps(
   const functions = createFunctionRegistry(logger, options)
   const datasources = createDatasourceRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
+  const introspectors = createIntrospectorRegistry()
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options, options.apiKeyRevocations)
   const sessionStores = createSessionStoreRegistry(logger, options)
@@ -171,6 +174,7 @@ export function createRuntimeDeps(
     functions,
     datasources,
     issuers,
+    introspectors,
     limitsStores,
     apiKeys,
     sessionStores,
@@ -180,7 +184,7 @@ export function createRuntimeDeps(
     builtIns: options.builtIns ?? NO_KEYS,
     agents,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll(), agents.closeAll()])
+      await Promise.all([issuers.closeAll(), introspectors.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll(), agents.closeAll()])
     },
   }
 }
@@ -413,7 +417,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
 } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
-    ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
+    ? deps.introspectors.acquire({ issuer: { ...introspecting, introspection: introspecting.introspection }, cacheEntries: config.server.token_cache_entries })
     : null
   const tokens = createTokenVerifier({
     issuers: jwtIssuers(config),

@@ -5,7 +5,7 @@ export {
   bearerVerifier, createAuthenticator, CredentialRefused, rawHeader, unprovenCredential, UnprovenRefusal,
   type Authenticated, type Authenticator, type CredentialInput, type CredentialVerifier,
 } from './authenticate.ts'
-export { createIntrospector, type Introspector } from './introspection.ts'
+export { createIntrospector, createIntrospectorRegistry, type Introspector, type IntrospectorRegistry } from './introspection.ts'
 export { apiKeyVerifier } from './api-keys/verifier.ts'
 export { apiKeyRevocations, createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, type ApiKeyDirectoryRegistry } from './api-keys/directory.ts'
 export { apiKeyId, newApiKey, parseApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'

@@ -26,7 +26,7 @@
 // - An `act` claim (the provider's own on-behalf-of token) is decided as a JWT's is (verify.ts).
 import { hash } from 'node:crypto'
 import type { JWTPayload } from 'jose'
-import { createLru } from '../collections/index.ts'
+import { createLru, createSharedResources, type SharedResources } from '../collections/index.ts'
 import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -241,6 +241,29 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   }
 
   return introspector
+}
+
+/** What an introspector is made of: the issuer that introspects, and server.token_cache_entries. */
+export interface IntrospectorSettings {
+  issuer: IssuerConfig & { introspection: IntrospectionConfig }
+  cacheEntries: number
+}
+
+export type IntrospectorRegistry = SharedResources<IntrospectorSettings, Introspector>
+
+/**
+ * Introspectors live as long as their issuer's settings, as key sets do: a reload that leaves them
+ * alone keeps the cached answers. Made anew at each reload, every opaque token in use was asked
+ * again at once (a burst on the provider), and a reload while the provider was down turned each
+ * cached token into a 503 (found by a probe). Settings that change what an answer means (audiences,
+ * required claims, the clock tolerance, …) start afresh. Nothing to close: the caches are memory.
+ */
+export function createIntrospectorRegistry(): IntrospectorRegistry {
+  return createSharedResources<IntrospectorSettings, Introspector>({
+    fingerprint: ({ issuer, cacheEntries }) => JSON.stringify([issuer, cacheEntries]),
+    create: ({ issuer, cacheEntries }) => createIntrospector(issuer, { cacheEntries }),
+    close: () => {},
+  })
 }
 
 /** The refused-token cache's key: 43 characters whatever the token's length. */

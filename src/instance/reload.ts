@@ -224,6 +224,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return Promise.all([
       compile.agents.endRetiredSessions(drainingPaths),
       compile.issuers.retire(kept.flatMap((runtime) => [...runtime.issuerKeys.values()])),
+      compile.introspectors.retire(kept.flatMap((runtime) => (runtime.introspection ? [runtime.introspection] : []))),
       compile.limitsStores.retire(kept.map((runtime) => runtime.limiter.store)),
       compile.upstreams.retire(kept.flatMap((runtime) => [...runtime.upstreams.values()])),
       compile.apiKeys.retire(kept.flatMap((runtime) => (runtime.apiKeys ? [runtime.apiKeys] : []))),
