@@ -6,7 +6,7 @@ import { API_KEYS_ISSUER, type Config } from './schema.ts'
 import { addressSet, type Cidr } from './values.ts'
 
 export function callerFindings(config: Config): Finding[] {
-  return [...apiKeyFindings(config), ...discoveryFindings(config), ...introspectionFindings(config), ...corsFindings(config), ...forwardAuthFindings(config)]
+  return [...apiKeyFindings(config), ...discoveryFindings(config), ...cooldownFindings(config), ...introspectionFindings(config), ...corsFindings(config), ...forwardAuthFindings(config)]
 }
 
 /**
@@ -24,6 +24,25 @@ function discoveryFindings(config: Config): Finding[] {
       severity: 'error',
       path: ['issuers', i, 'issuer'],
       message: `issuer "${issuer.issuer}" is no http(s) URL without query or fragment, so its keys cannot be found through discovery ({issuer}/.well-known/openid-configuration): write the iss its tokens carry, with its scheme, or give jwks_uri`,
+    })
+  })
+  return findings
+}
+
+/**
+ * `jwks_cooldown: 0s` turns off the one bound on fetches a token can start: every token naming a
+ * kid the issuer does not publish fetches its keys again, so any caller, unauthenticated, had the
+ * gateway fetch them as fast as it sent such tokens (a probe: 20 bogus kids, 20 fetches). Allowed,
+ * but said. Not for an issuer that only introspects: it loads no keys.
+ */
+function cooldownFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  config.issuers.forEach((issuer, i) => {
+    if (issuer.type !== 'jwt' || issuer.jwks_cooldown > 0 || (issuer.introspection !== undefined && issuer.jwks_uri === undefined)) return
+    findings.push({
+      severity: 'warning',
+      path: ['issuers', i, 'jwks_cooldown'],
+      message: `0s: every token naming a kid issuer "${issuer.name}" does not publish fetches its keys again, so any caller can have the gateway fetch them as fast as it sends such tokens; a cool-down of a few seconds still picks up a rotated key at its first token`,
     })
   })
   return findings
