@@ -8,7 +8,7 @@ import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../error
 import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 import type { AcceptedCredential } from '../config/index.ts'
 import type { CredentialKind, Identity } from '../request/index.ts'
-import { hasAccessTokenParameter } from './verify.ts'
+import { hasAccessTokenParameter, type PeerConnection, type TokenVerifier } from './verify.ts'
 
 /** The parts of a request a credential may be read from, and nothing else. */
 export interface CredentialInput {
@@ -195,7 +195,7 @@ function notConfigured(accept: readonly AcceptedCredential[]): GatewayError {
  * the default credential. `Authorization: Bearer bk_…` is an API key, not a bearer token: it is
  * the api_key verifier's, and absent to this one.
  */
-export function bearerVerifier(tokens: { verify(authorization: string | undefined, query: string): Promise<Identity> }): CredentialVerifier {
+export function bearerVerifier(tokens: TokenVerifier): CredentialVerifier {
   return {
     kind: 'bearer',
     // A token in the query string counts as present, so that it is refused (400), not ignored.
@@ -203,7 +203,7 @@ export function bearerVerifier(tokens: { verify(authorization: string | undefine
     presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || (input.query !== '' && hasAccessTokenParameter(input.query)),
     async authenticate(input) {
       const authorization = input.headers?.authorization
-      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query)
+      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query, input.socket as PeerConnection)
       // A token the gateway issued by token exchange is a bearer token too; the audit record tells them apart.
       return { identity, credential: identity.grantedRoles === undefined ? 'bearer' : 'exchanged' }
     },

@@ -8,7 +8,7 @@
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue } from '../../errors/index.ts'
-import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
+import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type PeerConnection, type TokenVerifier } from '../../identity/index.ts'
 import type { AuthFailureGuard } from '../../limits/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
@@ -89,7 +89,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     }),
     async authenticate(ctx) {
       const authorization = ctx.headers?.authorization
-      const verify = () => tokens.verify(authorization, ctx.query)
+      const verify = () => tokens.verify(authorization, ctx.query, ctx.connection as PeerConnection)
       let identity
       try {
         identity = await (deps.authFailures ? deps.authFailures.guarded(ctx.clientIp, verify) : verify())
