@@ -1,10 +1,11 @@
 // API keys in a SQLite file (node:sqlite, WAL). Several gateways on one host may share the file:
-// WAL lets them read while `bouncer keys` or another instance writes, and busy_timeout makes a
-// writer wait for the lock instead of failing.
+// WAL lets them read while `bouncer keys` or another instance writes, and a writer waits for the
+// lock instead of failing: on timers (whenUnlocked), not in SQLite's busy handler, which sleeps on
+// the event loop.
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
-import { makeDirectories, storeFile, switchToWal } from '../../collections/index.ts'
+import { makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS api_keys (
@@ -27,7 +28,7 @@ interface Row {
 const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
 
 /** How long a lookup or an operator's write waits for another process's write lock. */
-const BUSY_TIMEOUT_MS = 5_000
+const LOCK_WAIT_MS = 5_000
 
 export function openSqliteKeyStore(path: string): ApiKeyStore {
   let db: DatabaseSync
@@ -41,9 +42,13 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   try {
     // Processes making the store at once (parallel `bouncer keys create`) failed at once with
     // "database is locked" at the change to WAL (found by the operator probe): it waits its turn.
-    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    db.exec(`PRAGMA busy_timeout = ${LOCK_WAIT_MS}`)
     switchToWal(db)
     db.exec(SCHEMA)
+    // Serving, a statement that meets another process's lock is tried again on timers (failing,
+    // below): in the busy handler, an admin API revocation during an operator's open write
+    // transaction froze every request of the gateway for 5 s (found by a probe).
+    db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
     throw refused(err)
   }
@@ -53,14 +58,9 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   const revoke = prepare('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
   const used = prepare('UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?')
 
-  /** A statement's failure (another process's write lock past the busy timeout, the disk) as the store's. */
-  const failing = <T>(work: () => T): T => {
-    try {
-      return work()
-    } catch (err) {
-      throw new ApiKeyStoreError(`the API key store ${path} failed: ${(err as Error).message}`, { cause: err })
-    }
-  }
+  /** The statement's result; its failure (another process's write lock past LOCK_WAIT_MS, the disk) as the store's. */
+  const failing = <T>(work: () => T): T | Promise<T> =>
+    whenUnlocked(work, LOCK_WAIT_MS, (err) => new ApiKeyStoreError(`the API key store ${path} failed: ${(err as Error).message}`, { cause: err }))
   const find = (id: string) => failing(() => {
     const row = byId.get(id) as Row | undefined
     return row && fromRow(row)
@@ -73,13 +73,13 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
       return find(id)
     },
     async insert(record) {
-      failing(() => insert.run(record.id, record.principal, record.description, record.hash, record.createdAt, record.expiresAt, record.revokedAt, record.lastUsedAt))
+      await failing(() => insert.run(record.id, record.principal, record.description, record.hash, record.createdAt, record.expiresAt, record.revokedAt, record.lastUsedAt))
     },
     async list() {
       return failing(() => (all.all() as unknown as Row[]).map(fromRow))
     },
     async revoke(id, at) {
-      failing(() => revoke.run(at, id))
+      await failing(() => revoke.run(at, id))
       return find(id)
     },
     async recordUse(uses) {
@@ -89,12 +89,7 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
       // instance, `bouncer keys`, an operator's sqlite3) every request of the gateway stood still
       // for the busy timeout, every flush. A busy store fails the batch (SQLITE_BUSY): the directory
       // tries it again shortly, off the event loop, then keeps it for the next flush.
-      db.exec('PRAGMA busy_timeout = 0')
-      try {
-        db.exec('BEGIN IMMEDIATE')
-      } finally {
-        db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
-      }
+      db.exec('BEGIN IMMEDIATE')
       try {
         for (const [id, at] of uses) used.run(at, id)
         db.exec('COMMIT')
