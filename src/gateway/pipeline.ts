@@ -629,9 +629,13 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
   setAnswerHeaders(ctx)
+  // The asking request's own method, not ctx.method: forward-auth's is the described request's, and
+  // Caddy and Traefik ask with a GET for a HEAD. Answered bodiless, that GET's problem announced a
+  // Content-Length it never sent: the proxy waited for it, or read the next answer as it (a probe).
+  const headOnly = req.method === 'HEAD'
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
     const bytesBefore = ctx.bytesOut
-    const bodyBytes = (answer: GatewayError) => (ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(answer, ctx.id)))
+    const bodyBytes = (answer: GatewayError) => (headOnly ? 0 : Buffer.byteLength(problemBody(answer, ctx.id)))
     ctx.bytesOut = bytesBefore + bodyBytes(error)
     const unrecorded = await commitAudit(state, ctx).then(() => null, asGatewayError)
     // This answer's record was lost too: the refusal goes out unrecorded, and is queued (`finally`).
@@ -643,9 +647,9 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
       ctx.decision = 'error'
       ctx.bytesOut = bytesBefore + bodyBytes(unrecorded)
     }
-    sendProblem(res, answer, ctx.id, ctx.method === 'HEAD')
+    sendProblem(res, answer, ctx.id, headOnly)
   } else {
-    ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+    ctx.bytesOut += sendProblem(res, error, ctx.id, headOnly)
   }
   if (ctx.http2 && !req.complete) resetAfterAnswer(res)
   // The handshake refused: the socket is the gateway's to close (no timer of node:http's watches it
