@@ -206,6 +206,9 @@ interface RedisWithTake extends RedisClient {
   bouncerShareLimits(...args: Array<string | number>): Promise<string[]>
 }
 
+/** A replica's refusal of a write (a script's, since Redis 7 before it runs; inside its error before). */
+const READ_ONLY = /\bREADONLY\b/
+
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
 const BACKSTOP_MS = 30_000
 /** The longest a reload waits for a new store's first connection (a Redis that neither answers nor refuses). */
@@ -244,6 +247,10 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     // Reconnect for ever, every half second at most: limits are exact again within a second of
     // Redis returning (the cluster suite measures it), for one cheap refused connect per interval.
     retryStrategy: (times) => Math.min(times * 100, 500),
+    // A primary demoted by a failover keeps its clients and answers every write READONLY: kept, the
+    // connection met on_error for as long as it lived, while the address (a managed Redis's primary
+    // endpoint, a DNS name) led new connections to the new primary (a probe). Made again instead.
+    reconnectOnError: (err) => READ_ONLY.test(err.message),
   }) as RedisWithTake
   client.defineCommand('bouncerTake', { lua: TAKE })
   client.defineCommand('bouncerRefund', { lua: REFUND })
