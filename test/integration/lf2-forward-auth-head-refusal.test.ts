@@ -4,7 +4,8 @@
 // reading a GET's answer waited for those bytes, and on a kept-alive connection took the start of
 // the next check's answer for them: a HEAD without a token behind Caddy hung until the client gave
 // up, and the check after it on that connection was answered with garbage. A refusal's body follows
-// the check's own method (nginx and Envoy ask with the original's, where the two agree).
+// the check's own method. nginx asks with a GET too, but on a connection it closes after each
+// check: it got by before, and is kept here beside Caddy.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -73,27 +74,28 @@ describe('a refused HEAD described by a GET check', () => {
   })
 })
 
-describe.runIf(proxyAvailable('caddy'))('behind Caddy', () => {
-  let caddy: ForwardAuthProxy
+describe.each([['caddy'], ['nginx']] as const)('behind %s (both ask with a GET)', (kind) => {
+  let proxy: ForwardAuthProxy
   beforeAll(async () => {
-    caddy = await startForwardAuthProxy('caddy', dir, gw.url, api.port, '/health')
+    if (proxyAvailable(kind)) proxy = await startForwardAuthProxy(kind, dir, gw.url, api.port, '/health')
   }, 30_000)
   afterAll(async () => {
-    await caddy?.stop()
+    await proxy?.stop()
   })
 
-  it('a HEAD without a token gets 401 at once, and the requests after it are answered', async () => {
-    const head = await request(`${caddy.url}/orders/1`, { method: 'HEAD', headersTimeout: 3_000, bodyTimeout: 3_000 })
+  it.runIf(proxyAvailable(kind))('a HEAD without a token gets 401 at once, and the requests after it are answered', async () => {
+    const head = await request(`${proxy.url}/orders/1`, { method: 'HEAD', headersTimeout: 3_000, bodyTimeout: 3_000 })
     await head.body.dump()
     expect(head.statusCode).toBe(401)
     expect(head.headers['www-authenticate']).toBe('Bearer')
     for (let i = 0; i < 3; i++) {
-      const get = await request(`${caddy.url}/orders/${i}`, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 3_000, bodyTimeout: 3_000 })
+      const get = await request(`${proxy.url}/orders/${i}`, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 3_000, bodyTimeout: 3_000 })
       await get.body.dump()
       expect(get.statusCode).toBe(200)
     }
-    const refused = await request(`${caddy.url}/orders/9`, { headersTimeout: 3_000, bodyTimeout: 3_000 })
+    const refused = await request(`${proxy.url}/orders/9`, { headersTimeout: 3_000, bodyTimeout: 3_000 })
     expect(refused.statusCode).toBe(401)
-    expect(await refused.body.json()).toMatchObject({ code: 'missing_token' })
+    if (kind === 'caddy') expect(await refused.body.json()).toMatchObject({ code: 'missing_token' }) // nginx answers with its own page
+    else await refused.body.dump()
   })
 })
