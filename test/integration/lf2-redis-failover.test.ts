@@ -3,7 +3,8 @@
 // is demoted to a replica, and answers every write READONLY: the gateway's connection to the old
 // primary stayed up and every limited request met on_error (503 limits_unavailable with deny) for
 // as long as that connection lived, while the new primary at the same address was fine. A READONLY
-// answer now drops the connection and makes it again, to wherever the address leads.
+// answer now drops the connection and makes it again, to wherever the address leads; where that is
+// a replica still, /readyz says so (not "ready") and the log does not say "connected" each time.
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -69,4 +70,36 @@ it('limits are checked again once the address leads to the new primary', async (
   } finally {
     counted.disconnect()
   }
+  expect(await limitsStoreCheck(gw)).toBe('ready')
 })
+
+it('a store that stays a replica is said so, and its connections made again are not each logged', async () => {
+  // `first` is the replica now; a gateway whose URL names it.
+  const onReplica = await startTestGateway({
+    upstreams: [{ name: 'api', url: api.url }],
+    limits: [{ name: 'roomy', key: 'ip', rate: '100/s', burst: 100 }],
+    limits_store: { type: 'redis', url: first.url, on_error: 'deny', timeout: '500ms' },
+    routes: [{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['roomy'] }],
+  })
+  const replica = new Redis(first.url, { maxRetriesPerRequest: 0 })
+  try {
+    const connections = async () => Number(/total_connections_received:(\d+)/.exec(await replica.info('stats'))?.[1])
+    const before = await connections()
+    await waitFor(async () => {
+      const res = await request(`${onReplica.url}/x`)
+      await res.body.dump()
+      expect(res.statusCode).toBe(503)
+      return (await connections()) >= before + 3
+    }, 'three connections made again')
+    expect(await limitsStoreCheck(onReplica)).toMatch(/READONLY/)
+    expect(onReplica.logs.filter((line) => line.includes('limits store connected')).length).toBeLessThanOrEqual(1)
+  } finally {
+    replica.disconnect()
+    await onReplica.close()
+  }
+})
+
+async function limitsStoreCheck(gateway: TestGateway): Promise<string> {
+  const res = await request(`${gateway.adminUrl}/readyz`)
+  return ((await res.body.json()) as { checks: Record<string, string> }).checks.limits_store as string
+}

@@ -232,6 +232,25 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   // Loaded only when configured: ioredis adds ~6 MB of heap to a gateway that never uses it.
   const { Redis } = createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisClient }
   const connectTimeoutMs = Math.max(options.timeoutMs, 1_000)
+  let state = 'connecting'
+  let lastErrorLog = 0
+  /**
+   * Since the last READONLY, until a check is answered: the connections made again lead to a
+   * replica still (no failover moved the address). Neither "ready" nor "connected" each time: a
+   * store that stays a replica said ready on /readyz and logged "connected" ten times a second.
+   */
+  let readOnly = false
+  /** A READONLY answer: said on /readyz and logged (every 10 s at most), and the connection made again. */
+  function readOnlyAnswer(err: Error): boolean {
+    if (!READ_ONLY.test(err.message)) return false
+    readOnly = true
+    state = 'unavailable: Redis answers READONLY, a replica (a failover?): connecting again'
+    if (Date.now() - lastErrorLog > 10_000) {
+      lastErrorLog = Date.now()
+      options.logger.warn({ store: 'redis', err }, 'the limits store is a read-only replica: connecting again, to wherever its address leads')
+    }
+    return true
+  }
   const client = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -250,15 +269,13 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     // A primary demoted by a failover keeps its clients and answers every write READONLY: kept, the
     // connection met on_error for as long as it lived, while the address (a managed Redis's primary
     // endpoint, a DNS name) led new connections to the new primary (a probe). Made again instead.
-    reconnectOnError: (err) => READ_ONLY.test(err.message),
+    reconnectOnError: readOnlyAnswer,
   }) as RedisWithTake
   client.defineCommand('bouncerTake', { lua: TAKE })
   client.defineCommand('bouncerRefund', { lua: REFUND })
   client.defineCommand('bouncerShareLimits', { lua: SHARE_LIMITS, numberOfKeys: 1 })
-  let state = 'connecting'
   let connectedOnce = false
   let settling: Promise<void> | null = null
-  let lastErrorLog = 0
   /**
    * Whether the last check outlived its deadline on a connection that is up: a slow Redis (or a
    * slow link) answers every check late, each refused or let through by on_error, and /readyz
@@ -266,14 +283,18 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
    */
   let lateChecks = false
   client.on('ready', () => {
-    if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
-    state = 'ready'
+    if (!readOnly) ready()
     lateChecks = false
     if (!connectedOnce) {
       connectedOnce = true
       void warnIfEvicting(client, options.logger)
     }
   })
+  function ready(): void {
+    if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
+    state = 'ready'
+    readOnly = false
+  }
   client.on('error', (err: Error) => {
     state = `unavailable: ${err.message}`
     if (Date.now() - lastErrorLog > 10_000) {
@@ -368,6 +389,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       }
       lateChecks = false
       answered()
+      if (readOnly) ready()
       const refused = (reply[0] as number) - 1
       const states: CheckState[] = []
       for (let i = 0; i < checks.length; i++) {
