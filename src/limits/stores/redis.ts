@@ -282,6 +282,12 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
    * said "ready" throughout (probe finding). An answer in time clears it.
    */
   let lateChecks = false
+  /**
+   * Redis's own refusal of the last check (OOM under noeviction, MISCONF, NOAUTH, NOPERM), null once
+   * one is answered: connected, it refused every check, each answered by on_error, and /readyz said
+   * "ready" (a probe). Not a connection's failure (Redis away): that is the state's already.
+   */
+  let refusal: string | null = null
   client.on('ready', () => {
     if (!readOnly) ready()
     lateChecks = false
@@ -384,10 +390,12 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
           // Refused at once (Redis down, or full): not silence. Left running from the outage, the
           // silence clock dropped the fresh connection at its first late check after Redis returned (probe).
           answered()
+          if ((err as Error).name === 'ReplyError') refusal = (err as Error).message
         }
         throw err
       }
       lateChecks = false
+      refusal = null
       answered()
       if (readOnly) ready()
       const refused = (reply[0] as number) - 1
@@ -410,7 +418,11 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     async withdrawLimits(instance) {
       await withinDeadline(client.hdel(options.prefix + LIMITS_CONFIGS_KEY, instance), options.timeoutMs, 'the limits store', () => {})
     },
-    status: () => (state === 'ready' && lateChecks ? `ready, but slow: checks take longer than limits_store.timeout (${options.timeoutMs} ms), so on_error answers them` : state),
+    status() {
+      if (state !== 'ready') return state
+      if (lateChecks) return `ready, but slow: checks take longer than limits_store.timeout (${options.timeoutMs} ms), so on_error answers them`
+      return refusal === null ? state : `ready, but refusing checks: ${refusal} (on_error answers them)`
+    },
     answeredOnce: () => connectedOnce,
     async close() {
       client.disconnect()
