@@ -71,7 +71,8 @@ export function recordedOverride(record: Pick<AuditRecord, 'method' | 'path' | '
   const asked = record.method === 'POST' && record.detail !== null ? overrideAskedIn(record.detail) : null
   if (asked === null) return { path: record.path }
   const field = `_method=${encodeURIComponent(asked.method)}`
-  if (asked.source === 'query' || asQuery) return { path: `${record.path}?${field}` }
+  // A method-override header (forward-auth) is decided as the query's `_method` is: explain takes no headers.
+  if (asked.source === 'query' || asked.source === 'header' || asQuery) return { path: `${record.path}?${field}` }
   return asked.source === 'form' ? { path: record.path, form: field } : { path: record.path, json: JSON.stringify({ _method: asked.method }) }
 }
 

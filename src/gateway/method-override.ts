@@ -59,15 +59,19 @@ export function overriddenAccessDenied(judged: OverriddenAccess, identity: Ident
 export function overrideAskedIn(detail: string): { method: string; source: OverrideSource } | null {
   const found = ASKED.exec(detail)
   if (found === null) return null
-  return { method: found[4] as string, source: found[1] !== undefined ? 'query' : found[2] !== undefined ? 'form' : 'json' }
+  return { method: found[5] as string, source: found[1] !== undefined ? 'query' : found[2] !== undefined ? 'form' : found[3] !== undefined ? 'json' : 'header' }
 }
 
-const ASKED = /^This POST's (?:(_method parameter)|(form body has a _method field)|(JSON body has a top-level _method))(?: that)? asks for ([!#$%&'*+.^_`|~0-9A-Za-z-]+) \(/
+const ASKED = /^This POST's (?:(_method parameter)|(form body has a _method field)|(JSON body has a top-level _method)|(method-override header))(?: that)? asks for ([!#$%&'*+.^_`|~0-9A-Za-z-]+) \(/
 
-/** Where the `_method` was: the query (a parameter), the form body (a field), or a JSON body (a top-level key). */
-export type OverrideSource = 'query' | 'form' | 'json'
+/**
+ * Where the `_method` was: the query (a parameter), the form body (a field), or a JSON body (a
+ * top-level key); or a method-override header a forward-auth check passed on (X-HTTP-Method-Override).
+ */
+export type OverrideSource = 'query' | 'form' | 'json' | 'header'
 
 function asked(method: string, source: OverrideSource): string {
+  if (source === 'header') return `This POST's method-override header asks for ${method} (Symfony, Laravel, Rails and Express's method-override run the request as ${method})`
   if (source === 'query') return `This POST's _method parameter asks for ${method} (Laravel, Symfony and Express's method-override run the request as ${method})`
   if (source === 'form') return `This POST's form body has a _method field that asks for ${method} (Rails, Laravel, Symfony and Express's method-override run the request as ${method})`
   return `This POST's JSON body has a top-level _method that asks for ${method} (Laravel, and Express's method-override reading the parsed body, run the request as ${method})`

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, targetPath, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, headerMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, targetPath, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput } from '../identity/index.ts'
 import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -43,6 +43,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     const preflight = !matched.forwardAuth && route.cors !== null ? answerCors(ctx, route.cors) : null
     if (preflight !== null) return await answerPreflight(state, ctx, preflight)
     if (!route.public) await authorize(state, rt, ctx, route, matched.forwardAuth)
+    if (matched.forwardAuth) judgeHeaderOverrides(rt, ctx, route)
     if (route.limits) {
       const throttled = throttle(rt, ctx, route.limits)
       if (throttled) await throttled
@@ -413,17 +414,28 @@ async function judgeBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
   // With a Content-Encoding, the bytes as they came (Laravel, Rails) and decoded (body-parser): both read (body-coding.ts).
   const decoded = coding === null ? null : await decodedBody(body, coding, rt.config.server.max_body_bytes)
   for (const bytes of decoded === null ? [body] : [body, decoded]) {
-    if (form !== null) judgeBodyOverrides(rt, ctx, route, formMethodOverrides(ctx.method, form, bytes), 'form')
-    if (json) judgeBodyOverrides(rt, ctx, route, jsonMethodOverrides(ctx.method, bytes), 'json')
+    if (form !== null) judgeOverrides(rt, ctx, route, formMethodOverrides(ctx.method, form, bytes), 'form', ctx.req.url ?? '')
+    if (json) judgeOverrides(rt, ctx, route, jsonMethodOverrides(ctx.method, bytes), 'json', ctx.req.url ?? '')
   }
 }
 
-/** The methods a body named, but those decided already, routed and authorized (404, 405, 400, 403). */
-function judgeBodyOverrides(rt: Runtime, ctx: RequestContext, route: CompiledRoute, named: readonly string[], source: OverrideSource): void {
+/**
+ * Forward-auth: a described POST's method-override headers (X-HTTP-Method-Override…), which the
+ * gateway removes where it forwards itself but a proxy forwards as the client sent them: decided
+ * before it was allowed as a bare POST, and Symfony or Laravel behind nginx ran the DELETE a policy
+ * denied (a probe). The check carries no body, so its `_method` fields stay undecided (docs/forward-auth.md).
+ */
+function judgeHeaderOverrides(rt: Runtime, ctx: RequestContext, route: CompiledRoute): void {
+  const named = headerMethodOverrides(ctx.method, ctx.req.rawHeaders)
+  if (named.length > 0) judgeOverrides(rt, ctx, route, named, 'header', ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`)
+}
+
+/** The methods a body or the override headers named, but those decided already, routed at `target` and authorized (404, 405, 400, 403). */
+function judgeOverrides(rt: Runtime, ctx: RequestContext, route: CompiledRoute, named: readonly string[], source: OverrideSource, target: string): void {
   const overrides = named.filter((method) => !ctx.methodOverrides.includes(method))
   if (overrides.length === 0) return
   ctx.methodOverrides = [...ctx.methodOverrides, ...overrides]
-  checkOverrideRoutes(rt.router, route, parseTarget(ctx.req.url ?? '', ctx.headers?.host), overrides, source)
+  checkOverrideRoutes(rt.router, route, parseTarget(target, ctx.headers?.host), overrides, source)
   const identity = ctx.identity
   if (route.public || identity === null) return
   const judged = evaluateWithOverrides(rt.access, identity, route, ctx.method, overrides, ctx.clientIp)
@@ -629,9 +641,13 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
   setAnswerHeaders(ctx)
+  // The asking request's own method, not ctx.method: forward-auth's is the described request's, and
+  // Caddy and Traefik ask with a GET for a HEAD. Answered bodiless, that GET's problem announced a
+  // Content-Length it never sent: the proxy waited for it, or read the next answer as it (a probe).
+  const headOnly = req.method === 'HEAD'
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
     const bytesBefore = ctx.bytesOut
-    const bodyBytes = (answer: GatewayError) => (ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(answer, ctx.id)))
+    const bodyBytes = (answer: GatewayError) => (headOnly ? 0 : Buffer.byteLength(problemBody(answer, ctx.id)))
     ctx.bytesOut = bytesBefore + bodyBytes(error)
     const unrecorded = await commitAudit(state, ctx).then(() => null, asGatewayError)
     // This answer's record was lost too: the refusal goes out unrecorded, and is queued (`finally`).
@@ -643,9 +659,9 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
       ctx.decision = 'error'
       ctx.bytesOut = bytesBefore + bodyBytes(unrecorded)
     }
-    sendProblem(res, answer, ctx.id, ctx.method === 'HEAD')
+    sendProblem(res, answer, ctx.id, headOnly)
   } else {
-    ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+    ctx.bytesOut += sendProblem(res, error, ctx.id, headOnly)
   }
   if (ctx.http2 && !req.complete) resetAfterAnswer(res)
   // The handshake refused: the socket is the gateway's to close (no timer of node:http's watches it

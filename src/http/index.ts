@@ -4,7 +4,7 @@ export { connectionNamed, foldHeaderName, HOP_BY_HOP, isManagedVariant, isReserv
 export { acceptRequestId, hasBody, inspectHeaders, type Http2Framing, type RequestHeaders } from './request-headers.ts'
 export { canonicalSegment, parseTarget, targetPath, type RequestTarget } from './request-target.ts'
 export { describedRequest, describesWebSocket, isMethodToken, type DescribedRequest } from './described-request.ts'
-export { formBodyOf, formMethodOverrides, jsonBodyOf, methodOverrides, NO_METHOD_OVERRIDES, type FormBody } from './method-override.ts'
+export { formBodyOf, formMethodOverrides, headerMethodOverrides, jsonBodyOf, methodOverrides, NO_METHOD_OVERRIDES, type FormBody } from './method-override.ts'
 export { jsonMethodOverrides, unreadableJsonCharset } from './json-method-override.ts'
 export { corsPolicy, parseOrigin, PUBLIC_DOCUMENT_CORS, varyWithOrigin, type CorsPolicy, type CorsRules, type PreflightAnswer } from './cors.ts'
 export { answerPolicyApplies, passedOn, type AnswerPolicy } from './answer-headers.ts'

@@ -6,6 +6,7 @@
 // Only POST is overridden by those frameworks, so only a POST's query is read.
 import { GatewayError } from '../errors/index.ts'
 import { isMethodToken } from './described-request.ts'
+import { foldHeaderName } from './managed-headers.ts'
 import { hasBody, type RequestHeaders } from './request-headers.ts'
 
 /** No `_method` parameters: what every request but a POST that names one has (one array, shared). */
@@ -20,6 +21,38 @@ export const PARAMETER = '_method'
 export function methodOverrides(method: string, query: string): readonly string[] {
   if (method !== 'POST' || query === '') return NO_METHOD_OVERRIDES
   return pairOverrides(method, query, null) ?? NO_METHOD_OVERRIDES
+}
+
+/**
+ * Headers that run a POST as the method they name: X-HTTP-Method-Override (Symfony and Laravel on
+ * every POST, Rails' Rack::MethodOverride, ASP.NET Core, Go's gorilla/handlers, Express's
+ * method-override), X-HTTP-Method (OData) and X-Method-Override (Google's APIs, method-override's
+ * option). The gateway removes them where it forwards (managed-headers.ts); behind forward-auth the
+ * proxy forwards them, so a described POST is decided as what they name too.
+ */
+const OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
+
+/**
+ * The methods a POST's override headers name (each item of a comma-separated value, upper-cased, as
+ * the frameworks read the first: every one is decided), other than POST; none for any other method.
+ * Look-alikes (`X_HTTP_Method_Override`) count: PHP and CGI servers read them as the same variable.
+ */
+export function headerMethodOverrides(method: string, rawHeaders: readonly string[]): readonly string[] {
+  if (method !== 'POST') return NO_METHOD_OVERRIDES
+  let found: string[] | null = null
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (!OVERRIDE_HEADERS.has(foldHeaderName(name.toLowerCase()))) continue
+    for (const item of (rawHeaders[i + 1] as string).split(',')) {
+      const value = item.trim().toUpperCase()
+      if (value === '' || value === method) continue
+      if (!isMethodToken(value)) {
+        throw new GatewayError('bad_request', { detail: `The ${name} header of this POST is not an HTTP method: frameworks that obey it would run the request as another method.` })
+      }
+      if (!(found ??= []).includes(value)) found.push(value)
+    }
+  }
+  return found ?? NO_METHOD_OVERRIDES
 }
 
 /** The methods the `_method` pairs of a query or an urlencoded form name, added to `found`. */

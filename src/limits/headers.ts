@@ -3,8 +3,6 @@
 //   RateLimit: "per-principal";r=19;t=1, "daily-quota";r=9941;t=43199
 // q: the quota (a rate's burst), w: the window in seconds it is restored over, r: what remains,
 // t: seconds until it is restored in full.
-import type { RateSpec } from './bucket.ts'
-import type { QuotaSpec } from './quota.ts'
 import type { CheckState } from './store.ts'
 
 /**
@@ -14,10 +12,13 @@ import type { CheckState } from './store.ts'
  */
 const MAX_SF_INTEGER = 999_999_999_999_999
 
-export function policyItem(label: string, rate: RateSpec | null, quota: QuotaSpec | null): string {
-  if (rate) return `"${label}";q=${rate.burst};w=${Math.min(MAX_SF_INTEGER, Math.max(1, Math.ceil((rate.burst * rate.intervalMs) / 1000)))}`
-  const q = quota as QuotaSpec
-  return `"${label}";q=${q.count};w=${Math.round(q.periodMs / 1000)}`
+/**
+ * `windowMs`: what restores `q` in full, as configured — a quota's period, or a rate's burst ×
+ * period / count. Not the stores' interval, rounded to a 1/1024 ms (route-limits.ts): a hair long,
+ * it said 6/s was q=6;w=2 and 7/m w=61 (probe finding).
+ */
+export function policyItem(label: string, q: number, windowMs: number): string {
+  return `"${label}";q=${q};w=${Math.min(MAX_SF_INTEGER, Math.max(1, Math.ceil(windowMs / 1000)))}`
 }
 
 export function stateHeader(labels: readonly string[], states: readonly CheckState[]): string {

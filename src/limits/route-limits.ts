@@ -18,6 +18,8 @@ export interface LimitPart {
   quota: QuotaSpec | null
   /** The rate or quota in the config's own unit, for a refusal's detail: `5 requests per hour`. */
   rateText: string
+  /** What restores the part in full, as configured (RateLimit-Policy's w): a rate's burst × period / count, a quota's period. */
+  windowMs: number
 }
 
 export interface RouteLimits {
@@ -56,14 +58,15 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
       const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst: config.burst ?? config.rate.count }
-      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate) })
+      const windowMs = (rate.burst * config.rate.periodMs) / config.rate.count
+      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate), windowMs })
     }
     if (config.quota) {
       const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
-      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota) })
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota), windowMs: quota.periodMs })
     }
   }
-  const policyHeader = parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', ')
+  const policyHeader = parts.map((p) => policyItem(p.label, p.rate ? p.rate.burst : (p.quota as QuotaSpec).count, p.windowMs)).join(', ')
   return Object.freeze({
     names,
     parts,

@@ -110,6 +110,8 @@ export interface FreezingRelay {
   thaw(): void
   /** Bytes pass `ms` late from now on, in order (a slow server or link); 0: at once again. */
   delay(ms: number): void
+  /** New connections go to `target` from now on; open ones stay where they are (a DNS name moved by a failover). */
+  retarget(target: number): void
   close(): void
 }
 
@@ -117,6 +119,7 @@ export interface FreezingRelay {
 export async function startFreezingRelay(target: number): Promise<FreezingRelay> {
   let frozen = false
   let delayMs = 0
+  let current = target
   const sockets = new Set<Socket>()
   /** Each direction's bytes in order, each with when it may pass: a shorter delay set later does not overtake them. */
   function pipe(from: Socket, to: Socket): void {
@@ -138,7 +141,7 @@ export async function startFreezingRelay(target: number): Promise<FreezingRelay>
     })
   }
   const relay = createServer((client) => {
-    const server = connect(target, '127.0.0.1')
+    const server = connect(current, '127.0.0.1')
     for (const [from, to] of [[client, server], [server, client]] as const) {
       sockets.add(from)
       pipe(from, to)
@@ -153,6 +156,7 @@ export async function startFreezingRelay(target: number): Promise<FreezingRelay>
     freeze: () => void (frozen = true),
     thaw: () => void (frozen = false),
     delay: (ms) => void (delayMs = ms),
+    retarget: (port) => void (current = port),
     close() {
       for (const socket of sockets) socket.destroy()
       relay.close()

@@ -206,6 +206,9 @@ interface RedisWithTake extends RedisClient {
   bouncerShareLimits(...args: Array<string | number>): Promise<string[]>
 }
 
+/** A replica's refusal of a write (a script's, since Redis 7 before it runs; inside its error before). */
+const READ_ONLY = /\bREADONLY\b/
+
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
 const BACKSTOP_MS = 30_000
 /** The longest a reload waits for a new store's first connection (a Redis that neither answers nor refuses). */
@@ -229,6 +232,25 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   // Loaded only when configured: ioredis adds ~6 MB of heap to a gateway that never uses it.
   const { Redis } = createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisClient }
   const connectTimeoutMs = Math.max(options.timeoutMs, 1_000)
+  let state = 'connecting'
+  let lastErrorLog = 0
+  /**
+   * Since the last READONLY, until a check is answered: the connections made again lead to a
+   * replica still (no failover moved the address). Neither "ready" nor "connected" each time: a
+   * store that stays a replica said ready on /readyz and logged "connected" ten times a second.
+   */
+  let readOnly = false
+  /** A READONLY answer: said on /readyz and logged (every 10 s at most), and the connection made again. */
+  function readOnlyAnswer(err: Error): boolean {
+    if (!READ_ONLY.test(err.message)) return false
+    readOnly = true
+    state = 'unavailable: Redis answers READONLY, a replica (a failover?): connecting again'
+    if (Date.now() - lastErrorLog > 10_000) {
+      lastErrorLog = Date.now()
+      options.logger.warn({ store: 'redis', err }, 'the limits store is a read-only replica: connecting again, to wherever its address leads')
+    }
+    return true
+  }
   const client = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -244,29 +266,41 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     // Reconnect for ever, every half second at most: limits are exact again within a second of
     // Redis returning (the cluster suite measures it), for one cheap refused connect per interval.
     retryStrategy: (times) => Math.min(times * 100, 500),
+    // A primary demoted by a failover keeps its clients and answers every write READONLY: kept, the
+    // connection met on_error for as long as it lived, while the address (a managed Redis's primary
+    // endpoint, a DNS name) led new connections to the new primary (a probe). Made again instead.
+    reconnectOnError: readOnlyAnswer,
   }) as RedisWithTake
   client.defineCommand('bouncerTake', { lua: TAKE })
   client.defineCommand('bouncerRefund', { lua: REFUND })
   client.defineCommand('bouncerShareLimits', { lua: SHARE_LIMITS, numberOfKeys: 1 })
-  let state = 'connecting'
   let connectedOnce = false
   let settling: Promise<void> | null = null
-  let lastErrorLog = 0
   /**
    * Whether the last check outlived its deadline on a connection that is up: a slow Redis (or a
    * slow link) answers every check late, each refused or let through by on_error, and /readyz
    * said "ready" throughout (probe finding). An answer in time clears it.
    */
   let lateChecks = false
+  /**
+   * Redis's own refusal of the last check (OOM under noeviction, MISCONF, NOAUTH, NOPERM), null once
+   * one is answered: connected, it refused every check, each answered by on_error, and /readyz said
+   * "ready" (a probe). Not a connection's failure (Redis away): that is the state's already.
+   */
+  let refusal: string | null = null
   client.on('ready', () => {
-    if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
-    state = 'ready'
+    if (!readOnly) ready()
     lateChecks = false
     if (!connectedOnce) {
       connectedOnce = true
       void warnIfEvicting(client, options.logger)
     }
   })
+  function ready(): void {
+    if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
+    state = 'ready'
+    readOnly = false
+  }
   client.on('error', (err: Error) => {
     state = `unavailable: ${err.message}`
     if (Date.now() - lastErrorLog > 10_000) {
@@ -356,11 +390,14 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
           // Refused at once (Redis down, or full): not silence. Left running from the outage, the
           // silence clock dropped the fresh connection at its first late check after Redis returned (probe).
           answered()
+          if ((err as Error).name === 'ReplyError') refusal = (err as Error).message
         }
         throw err
       }
       lateChecks = false
+      refusal = null
       answered()
+      if (readOnly) ready()
       const refused = (reply[0] as number) - 1
       const states: CheckState[] = []
       for (let i = 0; i < checks.length; i++) {
@@ -381,7 +418,11 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     async withdrawLimits(instance) {
       await withinDeadline(client.hdel(options.prefix + LIMITS_CONFIGS_KEY, instance), options.timeoutMs, 'the limits store', () => {})
     },
-    status: () => (state === 'ready' && lateChecks ? `ready, but slow: checks take longer than limits_store.timeout (${options.timeoutMs} ms), so on_error answers them` : state),
+    status() {
+      if (state !== 'ready') return state
+      if (lateChecks) return `ready, but slow: checks take longer than limits_store.timeout (${options.timeoutMs} ms), so on_error answers them`
+      return refusal === null ? state : `ready, but refusing checks: ${refusal} (on_error answers them)`
+    },
     answeredOnce: () => connectedOnce,
     async close() {
       client.disconnect()

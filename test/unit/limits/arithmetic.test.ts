@@ -207,7 +207,7 @@ describe('the memory store when full (issue 22: a flood of new keys reset live q
 
 describe('RateLimit headers', () => {
   it('formats the policy and the state as structured-field lists', () => {
-    const policy = [policyItem('per-principal', { intervalMs: 100, burst: 20 }, null), policyItem('daily', null, { count: 10_000, periodMs: 86_400_000 })].join(', ')
+    const policy = [policyItem('per-principal', 20, 2_000), policyItem('daily', 10_000, 86_400_000)].join(', ')
     expect(policy).toBe('"per-principal";q=20;w=2, "daily";q=10000;w=86400')
     expect(stateHeader(['per-principal', 'daily'], [{ remaining: 19, resetMs: 100 }, { remaining: 9941, resetMs: 43_199_500 }])).toBe('"per-principal";r=19;t=1, "daily";r=9941;t=43200')
   })
