@@ -32,3 +32,19 @@ function basicParts(value: string): string[] {
   const colon = decoded.indexOf(':')
   return colon === -1 ? [decoded] : [decoded, decoded.slice(colon + 1)]
 }
+
+/**
+ * What an answer to one request must not hold: the upstream's credentials, and the values of the
+ * headers the gateway added for that request alone (`extraHeaders`: X-Bouncer-Assertion). An echoed
+ * assertion is a bearer credential its client could send the upstream directly, around the gateway's
+ * policy and limits, until it expires (a probe). The upstream's own list when there are none.
+ */
+export function withheldFromAnswer(credentials: readonly string[], extraHeaders: readonly string[] | null): readonly string[] {
+  if (extraHeaders === null) return credentials
+  const values = [...credentials]
+  for (let i = 1; i < extraHeaders.length; i += 2) {
+    const value = extraHeaders[i] as string
+    if (value.length >= MIN_REDACTED_LENGTH) values.push(value)
+  }
+  return values
+}

@@ -12,6 +12,7 @@ import { errors, type Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
+import { withheldFromAnswer } from './credentials.ts'
 import { brokeKeptAlive, failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
@@ -65,6 +66,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #policy: AnswerPolicy
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
+  /** What the answer's headers must not hold (credentials.ts withheldFromAnswer). */
+  #withheld: readonly string[]
   #served: Served
   #request: Dispatcher.DispatchOptions
   /** Null when the request can be sent only once (no retries, or a body that streams). */
@@ -116,6 +119,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#bufferLimits = settings.responseBuffer
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
+    this.#withheld = withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders)
     this.#served = served
     this.#resolve = resolve
     this.#request = request
@@ -248,7 +252,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#unreadBody = true
       if (!ctx.http2) res.shouldKeepAlive = false
     }
-    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#upstream.credentials)
+    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that

@@ -2,7 +2,7 @@ import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, VIA_HTTP_1_
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1) and without those
- * that hold a credential the gateway sent it (`credentials`: Upstream.credentials), with the
+ * that hold a credential the gateway sent it (`credentials`: credentials.ts withheldFromAnswer), with the
  * gateway's Via entry, our X-Request-Id and the gateway's answer fields (`answerHeaders`, RateLimit), each over an upstream
  * field of the same name: on a limited route the client reads the gateway's limits. What the
  * gateway owns in the answer (its CORS, its cookies) is http/answer-headers.ts's.
