@@ -24,6 +24,17 @@ export function credentialValues(headers: Iterable<readonly [name: string, value
   return values
 }
 
+/** How many rotated-out credential values are still withheld (a few rotations' worth), as an MCP server's are. */
+const MAX_ROTATED_OUT = 16
+
+/**
+ * The rotated-out values still withheld once `now` is sent: those of `before` that `now` replaced,
+ * then the `earlier` ones, newest first, each once. A refresh that changed nothing forgets none.
+ */
+export function rotatedOut(before: readonly string[], earlier: readonly string[], now: readonly string[]): string[] {
+  return [...before, ...earlier].filter((value, i, all) => !now.includes(value) && all.indexOf(value) === i).slice(0, MAX_ROTATED_OUT)
+}
+
 /** A `Basic` credential's `user:password` and password, decoded (a server may echo them so). */
 function basicParts(value: string): string[] {
   const encoded = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(value.trim())?.[1]
