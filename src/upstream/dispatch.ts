@@ -224,7 +224,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const target = this.#target as Target
     if (statusCode >= 500) {
       targetFailed(this.#upstream, target)
-      if (this.#mayRetry(statusCode)) {
+      if (this.#mayRetry(statusCode, asksToWait(headers['retry-after']))) {
         this.#discarding = true
         this.#dropSince = performance.now()
         return
@@ -442,8 +442,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     return true
   }
 
-  /** Whether this failed try is sent again: policy, tries left, a target to take it, and the budget, in that order. */
-  #mayRetry(failure: Failure): boolean {
+  /**
+   * Whether this failed try is sent again: policy, tries left, a target to take it, and the budget,
+   * in that order. `waitAsked`: the answer said when to come back (Retry-After), and only a target
+   * not tried yet may take it.
+   */
+  #mayRetry(failure: Failure, waitAsked = false): boolean {
     const replay = this.#replay
     const policy = this.#upstream.retry
     // The try resent after an idle close is nginx's extra one: not one of the policy's attempts.
@@ -458,7 +462,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const tried = (this.#tried ??= [])
     tried.push(this.#target as Target)
     const next = pickTarget(this.#upstream, this.#ctx, tried)
-    if (next === null || !takeRetry(this.#upstream)) return false
+    // A target that asked for time was sent the request again at once, `attempts` times over (the
+    // only target, or each of two in turn): an overloaded upstream got more load the moment it
+    // asked for less, and its client waited for every try (a probe). Its answer goes on as it is.
+    if (next === null || (waitAsked && tried.includes(next)) || !takeRetry(this.#upstream)) return false
     this.#nextTarget = next
     return true
   }
@@ -496,6 +503,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 /** RFC 9112 §7: `chunked` alone (undici has read the framing; any other coding is still on the body). */
 function onlyChunked(coding: string | string[]): boolean {
   return typeof coding === 'string' && coding.trim().toLowerCase() === 'chunked'
+}
+
+/** RFC 9110 §10.2.3: a Retry-After that asks for time (seconds above 0, or a date to come); one that cannot be read asks for none. */
+function asksToWait(value: string | string[] | undefined): boolean {
+  if (typeof value !== 'string') return false
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Number(text) > 0
+  return Date.parse(text) > Date.now()
 }
 
 /** A request body of which nothing was taken yet (none at all, or a stream never read). */
