@@ -17,8 +17,16 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
     if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
     // An upstream that echoed the injected credential (a debug header, a WWW-Authenticate quoting
     // the token it refused) handed its client what only the gateway holds (a probe).
-    if (credentials.length > 0 && holdsAny(value, credentials)) continue
-    const kept = applies ? passedOn(name, value, policy) : value
+    let shown: string | string[] = value
+    if (credentials.length > 0 && holdsAny(value, credentials)) {
+      // RFC 9110 §15.5.2: a 401 MUST carry its challenge, and without it the client could not tell
+      // which scheme the upstream asks for (a probe): the challenge keeps its scheme, not its parameters.
+      if (name !== 'www-authenticate') continue
+      const schemes = challengeSchemes(value, credentials)
+      if (schemes === null) continue
+      shown = schemes
+    }
+    const kept = applies ? passedOn(name, shown, policy) : shown
     if (kept !== undefined) out[name] = kept
   }
   // RFC 9110 §7.6.3: the upstream's answer came over HTTP/1.1 (undici's), after its own Via entries.
@@ -32,4 +40,17 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 function holdsAny(value: string | string[], credentials: readonly string[]): boolean {
   const text = typeof value === 'string' ? value : value.join('\n')
   return credentials.some((credential) => text.includes(credential))
+}
+
+/** An auth-scheme, the token a challenge begins with (RFC 9110 §11.3). */
+const AUTH_SCHEME = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)/
+
+/** The WWW-Authenticate field lines that hold a credential cut to their first challenge's scheme; the others as they are. Null: nothing left. */
+function challengeSchemes(value: string | string[], credentials: readonly string[]): string | string[] | null {
+  const lines = (typeof value === 'string' ? [value] : value).flatMap((line) => {
+    if (!holdsAny(line, credentials)) return [line]
+    const scheme = AUTH_SCHEME.exec(line)?.[1]
+    return scheme === undefined || holdsAny(scheme, credentials) ? [] : [scheme]
+  })
+  return lines.length === 0 ? null : lines.length === 1 ? (lines[0] as string) : lines
 }
