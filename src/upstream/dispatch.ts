@@ -18,7 +18,7 @@ import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
-import { responseHeaders } from './response.ts'
+import { gatewayLocation, responseHeaders } from './response.ts'
 import { depositRetryCredit, idempotent, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
@@ -253,6 +253,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       if (!ctx.http2) res.shouldKeepAlive = false
     }
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
+    if (typeof out.location === 'string') out.location = gatewayLocation(out.location, this.#upstream)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that

@@ -1,4 +1,5 @@
 import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy } from '../http/index.ts'
+import type { Upstream } from './pools.ts'
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1) and without those
@@ -53,4 +54,34 @@ function challengeSchemes(value: string | string[], credentials: readonly string
     return scheme === undefined || holdsAny(scheme, credentials) ? [] : [scheme]
   })
   return lines.length === 0 ? null : lines.length === 1 ? (lines[0] as string) : lines
+}
+
+/** An absolute URL's scheme and authority: what a Location must begin with to name one of the targets. */
+const ORIGIN_PART = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*/i
+
+/**
+ * A Location that names one of the upstream's targets under its base path, as the path on the
+ * gateway it stands for (nginx's proxy_redirect default). An upstream builds absolute URLs from the
+ * Host it was sent, its target's: its redirects sent the client to an internal address (a probe).
+ * A relative reference (RFC 9110 §10.2.2), so that the client's own Host names nothing here; one that
+ * would begin `//` or `/\` (another host, to a browser) is left as it came. Anything else as it is.
+ */
+export function gatewayLocation(location: string, upstream: Pick<Upstream, 'targets' | 'basePath'>): string {
+  const origin = ORIGIN_PART.exec(location)?.[0]
+  if (origin === undefined) return location
+  let named: string
+  try {
+    named = new URL(origin).origin
+  } catch {
+    return location
+  }
+  if (!upstream.targets.some((target) => target.url === named)) return location
+  let rest = location.slice(origin.length)
+  const base = upstream.basePath
+  if (base !== '') {
+    if (!rest.startsWith(base) || !/^(?:[/?#]|$)/.test(rest.slice(base.length))) return location
+    rest = rest.slice(base.length)
+  }
+  if (!rest.startsWith('/')) rest = `/${rest}`
+  return rest.startsWith('//') || rest.startsWith('/\\') ? location : rest
 }

@@ -12,7 +12,7 @@ import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } f
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { endAfterAnswer } from '../http/index.ts'
 import { withheldFromAnswer } from './credentials.ts'
-import { responseHeaders } from './response.ts'
+import { gatewayLocation, responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
 
@@ -241,7 +241,10 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   served.status = status
   served.upstreamStatus = status
   const writeHead = () => {
-    if (!ctx.res.headersSent) ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders)), connection: 'close' })
+    if (ctx.res.headersSent) return
+    const headers = responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders))
+    if (typeof headers.location === 'string') headers.location = gatewayLocation(headers.location, settings.upstream)
+    ctx.res.writeHead(status, { ...headers, connection: 'close' })
   }
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length
