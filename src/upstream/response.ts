@@ -17,15 +17,11 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
     const value = headers[name]
     if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
     // An upstream that echoed the injected credential (a debug header, a WWW-Authenticate quoting
-    // the token it refused) handed its client what only the gateway holds (a probe).
-    let shown: string | string[] = value
+    // the token it refused) handed its client what only the gateway holds (a probe): the lines that hold it go.
+    let shown: string | string[] | null = value
     if (credentials.length > 0 && holdsAny(value, credentials)) {
-      // RFC 9110 §15.5.2: a 401 MUST carry its challenge, and without it the client could not tell
-      // which scheme the upstream asks for (a probe): the challenge keeps its scheme, not its parameters.
-      if (name !== 'www-authenticate') continue
-      const schemes = challengeSchemes(value, credentials)
-      if (schemes === null) continue
-      shown = schemes
+      shown = withoutCredentials(name, value, credentials)
+      if (shown === null) continue
     }
     const kept = applies ? passedOn(name, shown, policy) : shown
     if (kept !== undefined) out[name] = kept
@@ -46,14 +42,19 @@ function holdsAny(value: string | string[], credentials: readonly string[]): boo
 /** An auth-scheme, the token a challenge begins with (RFC 9110 §11.3). */
 const AUTH_SCHEME = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)/
 
-/** The WWW-Authenticate field lines that hold a credential cut to their first challenge's scheme; the others as they are. Null: nothing left. */
-function challengeSchemes(value: string | string[], credentials: readonly string[]): string | string[] | null {
+/**
+ * The field's lines without those that hold a credential; null when none is left. A Set-Cookie
+ * withheld whole took the answer's other cookies with it, its session's too (a probe). A
+ * WWW-Authenticate line keeps its challenge's scheme: RFC 9110 §15.5.2, a 401 MUST carry its
+ * challenge, and without it the client could not tell which scheme the upstream asks for (a probe).
+ */
+function withoutCredentials(name: string, value: string | string[], credentials: readonly string[]): string | string[] | null {
   const lines = (typeof value === 'string' ? [value] : value).flatMap((line) => {
     if (!holdsAny(line, credentials)) return [line]
-    const scheme = AUTH_SCHEME.exec(line)?.[1]
+    const scheme = name === 'www-authenticate' ? AUTH_SCHEME.exec(line)?.[1] : undefined
     return scheme === undefined || holdsAny(scheme, credentials) ? [] : [scheme]
   })
-  return lines.length === 0 ? null : lines.length === 1 ? (lines[0] as string) : lines
+  return lines.length === 0 ? null : typeof value === 'string' ? (lines[0] as string) : lines
 }
 
 /** An absolute URL's scheme and authority: what a Location must begin with to name one of the targets. */
