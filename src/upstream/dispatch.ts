@@ -68,6 +68,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #beforeEnd: Exchange['beforeEnd']
   /** What the answer's headers must not hold (credentials.ts withheldFromAnswer). */
   #withheld: readonly string[]
+  /** The route forwards its own path (no upstream_path): a Location under the base path maps back to one (gatewayLocation). */
+  #mapsLocation: boolean
   #served: Served
   #request: Dispatcher.DispatchOptions
   /** Null when the request can be sent only once (no retries, or a body that streams). */
@@ -120,6 +122,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
     this.#withheld = withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders)
+    this.#mapsLocation = settings.rewrite === null
     this.#served = served
     this.#resolve = resolve
     this.#request = request
@@ -253,7 +256,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       if (!ctx.http2) res.shouldKeepAlive = false
     }
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
-    if (typeof out.location === 'string') out.location = gatewayLocation(out.location, this.#upstream)
+    if (typeof out.location === 'string' && this.#mapsLocation) out.location = gatewayLocation(out.location, this.#upstream)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that

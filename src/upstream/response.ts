@@ -66,6 +66,7 @@ const ORIGIN_PART = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*/i
  * Host it was sent, its target's: its redirects sent the client to an internal address (a probe).
  * A relative reference (RFC 9110 §10.2.2), so that the client's own Host names nothing here; one that
  * would begin `//` or `/\` (another host, to a browser) is left as it came. Anything else as it is.
+ * Only for a route that forwards its own path: an upstream_path rewrite has no way back.
  */
 export function gatewayLocation(location: string, upstream: Pick<Upstream, 'targets' | 'basePath'>): string {
   const origin = ORIGIN_PART.exec(location)?.[0]

@@ -243,7 +243,7 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   const writeHead = () => {
     if (ctx.res.headersSent) return
     const headers = responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders))
-    if (typeof headers.location === 'string') headers.location = gatewayLocation(headers.location, settings.upstream)
+    if (typeof headers.location === 'string' && settings.rewrite === null) headers.location = gatewayLocation(headers.location, settings.upstream)
     ctx.res.writeHead(status, { ...headers, connection: 'close' })
   }
   response.on('data', (chunk: Buffer) => {

@@ -25,14 +25,17 @@ describe('an upstream redirect to its own address', () => {
     closeLater(() => other.close())
     const gw = await startTestGateway({
       upstreams: [{ name: 'api', targets: [`${upstream.url}/v1`, `${other.url}/v1`], balance: 'round_robin' }],
-      routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
+      routes: [
+        { id: 'moved', path: '/moved/*', upstream: 'api', upstream_path: '/elsewhere/*', public: true },
+        { id: 'api', path: '/*', upstream: 'api', public: true },
+      ],
     })
     closeLater(() => gw.close())
-    const redirected = async (to: string) => {
+    const redirected = async (to: string, path = '/a') => {
       location = to
       // Round robin: until the redirecting target answers.
       for (let i = 0; i < 4; i++) {
-        const res = await request(`${gw.url}/a`)
+        const res = await request(`${gw.url}${path}`)
         await res.body.dump()
         if (res.statusCode === 302) return res.headers.location
       }
@@ -50,5 +53,7 @@ describe('an upstream redirect to its own address', () => {
     for (const to of [`${upstream.url}/v10/x`, `${upstream.url}/elsewhere`, 'https://example.com/v1/x', '/v1/relative', `${upstream.url}/v1//evil.example/x`, `${upstream.url}/v1/\\evil.example`]) {
       expect(await redirected(to), to).toBe(to)
     }
+    // A route whose upstream_path rewrites its path: no way back to the client's path, as it is.
+    expect(await redirected(`${upstream.url}/v1/elsewhere/b`, '/moved/b')).toBe(`${upstream.url}/v1/elsewhere/b`)
   })
 })
