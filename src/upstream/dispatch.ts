@@ -18,7 +18,7 @@ import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
-import { gatewayLocation, responseHeaders } from './response.ts'
+import { gatewayCookiePaths, gatewayLocation, responseHeaders } from './response.ts'
 import { depositRetryCredit, idempotent, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
@@ -68,7 +68,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #beforeEnd: Exchange['beforeEnd']
   /** What the answer's headers must not hold (credentials.ts withheldFromAnswer). */
   #withheld: readonly string[]
-  /** The route forwards its own path (no upstream_path): a Location under the base path maps back to one (gatewayLocation). */
+  /** The route forwards its own path (no upstream_path): a Location or cookie Path under the base path maps back to one (gatewayLocation, gatewayCookiePaths). */
   #mapsLocation: boolean
   #served: Served
   #request: Dispatcher.DispatchOptions
@@ -256,7 +256,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       if (!ctx.http2) res.shouldKeepAlive = false
     }
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
-    if (typeof out.location === 'string' && this.#mapsLocation) out.location = gatewayLocation(out.location, this.#upstream)
+    if (this.#mapsLocation) {
+      if (typeof out.location === 'string') out.location = gatewayLocation(out.location, this.#upstream)
+      const cookies = out['set-cookie']
+      if (cookies !== undefined) out['set-cookie'] = gatewayCookiePaths(cookies, this.#upstream.basePath)
+    }
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that

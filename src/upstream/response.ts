@@ -87,3 +87,21 @@ export function gatewayLocation(location: string, upstream: Pick<Upstream, 'targ
   if (!rest.startsWith('/')) rest = `/${rest}`
   return rest.startsWith('//') || rest.startsWith('/\\') ? location : rest
 }
+
+/** A Set-Cookie's Path attribute (RFC 6265 §5.2.4), its value in group 2. */
+const COOKIE_PATH = /(;\s*path\s*=\s*)([^;]*?)(?=\s*(?:;|$))/i
+
+/**
+ * Set-Cookie lines whose Path lies under the upstream's base path, on the gateway's path it stands
+ * for (nginx's proxy_cookie_path): an upstream scopes its cookies to where it is mounted (Path=/v1,
+ * as Tomcat does), the client never sees that prefix, and its browser never sent them back (a probe).
+ * Any other Path as it is. Only for a route that forwards its own path, as gatewayLocation.
+ */
+export function gatewayCookiePaths(value: string | string[], basePath: string): string | string[] {
+  if (basePath === '') return value
+  const mapped = (line: string) => line.replace(COOKIE_PATH, (whole, before: string, path: string) => {
+    if (path !== basePath && !path.startsWith(`${basePath}/`)) return whole
+    return `${before}${path.slice(basePath.length) || '/'}`
+  })
+  return typeof value === 'string' ? mapped(value) : value.map(mapped)
+}
