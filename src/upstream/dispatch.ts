@@ -513,10 +513,14 @@ function onlyChunked(coding: string | string[]): boolean {
   return typeof coding === 'string' && coding.trim().toLowerCase() === 'chunked'
 }
 
-/** RFC 9110 §10.2.3: a Retry-After that asks for time (seconds above 0, or a date to come); one that cannot be read asks for none. */
+/**
+ * RFC 9110 §10.2.3: a Retry-After that asks for time (seconds above 0, or a date to come); one that
+ * cannot be read asks for none. Of several (an app and its proxy each adding one), the first.
+ */
 function asksToWait(value: string | string[] | undefined): boolean {
-  if (typeof value !== 'string') return false
-  const text = value.trim()
+  const first = Array.isArray(value) ? value[0] : value
+  if (first === undefined) return false
+  const text = first.trim()
   if (/^\d+$/.test(text)) return Number(text) > 0
   return Date.parse(text) > Date.now()
 }

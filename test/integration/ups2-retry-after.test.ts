@@ -14,7 +14,7 @@ import { metricValue } from '../helpers/wait.ts'
 
 const closeLater = closeAfterEach()
 
-/** Answers 503 with the Retry-After its path names (/wait/30, /wait/0, /wait/date, /wait/none), or 200 for any other path; counts each path. */
+/** Answers 503 with the Retry-After its path names (/wait/30, /wait/0, /wait/date, /wait/twice: two fields, /wait/none), or 200 for any other path; counts each path. */
 async function overloaded(name: string) {
   const asked = new Map<string, number>()
   const upstream = await startUpstream((req, res) => {
@@ -24,7 +24,9 @@ async function overloaded(name: string) {
     if (wait === undefined) return void res.end(name)
     const headers: Record<string, string> = { 'content-type': 'text/plain' }
     if (wait === 'date') headers['retry-after'] = new Date(Date.now() + 60_000).toUTCString()
-    else if (wait !== 'none') headers['retry-after'] = wait
+    else if (wait !== 'none' && wait !== 'twice') headers['retry-after'] = wait
+    // An app and its own proxy each adding one.
+    if (wait === 'twice') res.setHeader('retry-after', ['30', '30'])
     res.writeHead(503, headers)
     res.end(`busy ${name}`)
   })
@@ -40,7 +42,7 @@ describe('a 503 with Retry-After, under retries on 503', () => {
       routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
     })
     closeLater(() => gw.close())
-    for (const wait of ['30', 'date']) {
+    for (const wait of ['30', 'date', 'twice']) {
       const res = await request(`${gw.url}/wait/${wait}`)
       expect(res.statusCode).toBe(503)
       expect(await res.body.text()).toBe('busy only')
