@@ -58,7 +58,11 @@ export function hostAllowList(patterns: readonly HostPattern[]): HostAllowList {
       // A port no TCP connection has (99999) is no host of the list's (the front-door probe): the
       // redirect URIs and origins made from it would name an address nobody can reach.
       if (split === null || (split.port !== null && !isPort(split.port))) return false
-      return patterns.some((pattern) => hostMatches(pattern, split.name, split.port))
+      // RFC 1034 §3.1: `api.example.com.` is the same name written whole (browsers keep the dot in
+      // Host). Unknown to the list, it got its upstream no X-Forwarded-Host, which then built its
+      // redirects on its own internal address (a probe). One dot, after a name.
+      const name = split.name.length > 1 && split.name.endsWith('.') ? split.name.slice(0, -1) : split.name
+      return patterns.some((pattern) => hostMatches(pattern, name, split.port))
     },
   }
 }

@@ -24,6 +24,17 @@ export function credentialValues(headers: Iterable<readonly [name: string, value
   return values
 }
 
+/** How many rotated-out credential values are still withheld (a few rotations' worth), as an MCP server's are. */
+const MAX_ROTATED_OUT = 16
+
+/**
+ * The rotated-out values still withheld once `now` is sent: those of `before` that `now` replaced,
+ * then the `earlier` ones, newest first, each once. A refresh that changed nothing forgets none.
+ */
+export function rotatedOut(before: readonly string[], earlier: readonly string[], now: readonly string[]): string[] {
+  return [...before, ...earlier].filter((value, i, all) => !now.includes(value) && all.indexOf(value) === i).slice(0, MAX_ROTATED_OUT)
+}
+
 /** A `Basic` credential's `user:password` and password, decoded (a server may echo them so). */
 function basicParts(value: string): string[] {
   const encoded = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(value.trim())?.[1]
@@ -31,4 +42,20 @@ function basicParts(value: string): string[] {
   const decoded = Buffer.from(encoded, 'base64').toString('utf8')
   const colon = decoded.indexOf(':')
   return colon === -1 ? [decoded] : [decoded, decoded.slice(colon + 1)]
+}
+
+/**
+ * What an answer to one request must not hold: the upstream's credentials, and the values of the
+ * headers the gateway added for that request alone (`extraHeaders`: X-Bouncer-Assertion). An echoed
+ * assertion is a bearer credential its client could send the upstream directly, around the gateway's
+ * policy and limits, until it expires (a probe). The upstream's own list when there are none.
+ */
+export function withheldFromAnswer(credentials: readonly string[], extraHeaders: readonly string[] | null): readonly string[] {
+  if (extraHeaders === null) return credentials
+  const values = [...credentials]
+  for (let i = 1; i < extraHeaders.length; i += 2) {
+    const value = extraHeaders[i] as string
+    if (value.length >= MIN_REDACTED_LENGTH) values.push(value)
+  }
+  return values
 }

@@ -12,12 +12,13 @@ import { errors, type Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
+import { withheldFromAnswer } from './credentials.ts'
 import { brokeKeptAlive, failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
-import { responseHeaders } from './response.ts'
+import { gatewayCookiePaths, gatewayLocation, responseHeaders } from './response.ts'
 import { depositRetryCredit, idempotent, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
@@ -65,6 +66,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #policy: AnswerPolicy
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
+  /** What the answer's headers must not hold (credentials.ts withheldFromAnswer). */
+  #withheld: readonly string[]
+  /** The route forwards its own path (no upstream_path): a Location or cookie Path under the base path maps back to one (gatewayLocation, gatewayCookiePaths). */
+  #mapsLocation: boolean
   #served: Served
   #request: Dispatcher.DispatchOptions
   /** Null when the request can be sent only once (no retries, or a body that streams). */
@@ -116,6 +121,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#bufferLimits = settings.responseBuffer
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
+    this.#withheld = withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders)
+    this.#mapsLocation = settings.rewrite === null
     this.#served = served
     this.#resolve = resolve
     this.#request = request
@@ -220,7 +227,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const target = this.#target as Target
     if (statusCode >= 500) {
       targetFailed(this.#upstream, target)
-      if (this.#mayRetry(statusCode)) {
+      if (this.#mayRetry(statusCode, asksToWait(headers['retry-after']))) {
         this.#discarding = true
         this.#dropSince = performance.now()
         return
@@ -248,7 +255,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#unreadBody = true
       if (!ctx.http2) res.shouldKeepAlive = false
     }
-    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#upstream.credentials)
+    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
+    if (this.#mapsLocation) {
+      if (typeof out.location === 'string') out.location = gatewayLocation(out.location, this.#upstream)
+      const cookies = out['set-cookie']
+      if (cookies !== undefined) out['set-cookie'] = gatewayCookiePaths(cookies, this.#upstream.basePath)
+    }
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
     // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that
@@ -438,8 +450,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     return true
   }
 
-  /** Whether this failed try is sent again: policy, tries left, a target to take it, and the budget, in that order. */
-  #mayRetry(failure: Failure): boolean {
+  /**
+   * Whether this failed try is sent again: policy, tries left, a target to take it, and the budget,
+   * in that order. `waitAsked`: the answer said when to come back (Retry-After), and only a target
+   * not tried yet may take it.
+   */
+  #mayRetry(failure: Failure, waitAsked = false): boolean {
     const replay = this.#replay
     const policy = this.#upstream.retry
     // The try resent after an idle close is nginx's extra one: not one of the policy's attempts.
@@ -454,7 +470,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const tried = (this.#tried ??= [])
     tried.push(this.#target as Target)
     const next = pickTarget(this.#upstream, this.#ctx, tried)
-    if (next === null || !takeRetry(this.#upstream)) return false
+    // A target that asked for time was sent the request again at once, `attempts` times over (the
+    // only target, or each of two in turn): an overloaded upstream got more load the moment it
+    // asked for less, and its client waited for every try (a probe). Its answer goes on as it is.
+    if (next === null || (waitAsked && tried.includes(next)) || !takeRetry(this.#upstream)) return false
     this.#nextTarget = next
     return true
   }
@@ -492,6 +511,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 /** RFC 9112 §7: `chunked` alone (undici has read the framing; any other coding is still on the body). */
 function onlyChunked(coding: string | string[]): boolean {
   return typeof coding === 'string' && coding.trim().toLowerCase() === 'chunked'
+}
+
+/**
+ * RFC 9110 §10.2.3: a Retry-After that asks for time (seconds above 0, or a date to come); one that
+ * cannot be read asks for none. Of several (an app and its proxy each adding one), the first.
+ */
+function asksToWait(value: string | string[] | undefined): boolean {
+  const first = Array.isArray(value) ? value[0] : value
+  if (first === undefined) return false
+  const text = first.trim()
+  if (/^\d+$/.test(text)) return Number(text) > 0
+  return Date.parse(text) > Date.now()
 }
 
 /** A request body of which nothing was taken yet (none at all, or a stream never read). */

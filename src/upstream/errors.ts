@@ -131,3 +131,18 @@ export function noHealthyTarget(upstream: Named & { readonly targets: readonly u
     headers: { 'retry-after': String(upstream.retryAfterSeconds) },
   })
 }
+
+/**
+ * Bouncer gateways a request may have come through (its Via's `bouncer` entries) and still be
+ * forwarded: a chain of two or three is a deployment, this many a loop.
+ */
+export const MAX_BOUNCER_HOPS = 8
+
+/**
+ * An upstream url that leads back to the gateway (a port swapped, a load balancer's name): each
+ * request was forwarded to the gateway again until the upstream's pool was full, one request
+ * holding every connection for `timeout` (a probe). RFC 9110 §7.6.3: Via is how a proxy sees it.
+ */
+export function forwardingLoop(upstream: Named): GatewayError {
+  return new GatewayError('upstream_error', { detail: `The request has come through ${MAX_BOUNCER_HOPS} Bouncer gateways already (its Via): a forwarding loop. Does upstream "${upstream.name}" lead back to a gateway in front of it?` })
+}

@@ -12,7 +12,7 @@ import type { InFlight, InFlightCounts } from './in-flight.ts'
 import type { HealthCheckRole } from './health-share.ts'
 import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryCounts, type RetryPolicy } from './retry.ts'
 import { shareEjections, type EjectionShare } from './eject-share.ts'
-import { credentialValues } from './credentials.ts'
+import { credentialValues, rotatedOut } from './credentials.ts'
 import { closeTarget, createTarget, newTargetCounts, targetEjectedElsewhere, type Target, type TargetCounts, type TargetOwner } from './targets.ts'
 
 export interface Upstream extends TargetOwner, RetryBudget {
@@ -38,8 +38,15 @@ export interface Upstream extends TargetOwner, RetryBudget {
   readonly headerNames: ReadonlySet<string>
   /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates (setResolvedHeaders). */
   headers: string[]
-  /** The credential values among them: an answer header that holds one is withheld from the client (response.ts). */
+  /**
+   * The credential values among them, and those of the last rotations: an answer header that holds
+   * one is withheld from the client (response.ts). Rotations overlap, so a rotated-out value is
+   * still good at the upstream, which may still hold and echo it.
+   */
   credentials: string[]
+  /** The credential values among the headers sent now (setResolvedHeaders), and those rotations replaced (credentials.ts rotatedOut). */
+  sentCredentials: string[]
+  rotatedOutCredentials: string[]
   /** Its requests in flight, by name: the whole gateway's with server.workers (in-flight.ts). */
   readonly inFlight: InFlight
   /** Stops the health checks (a no-op without them). */
@@ -135,6 +142,8 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps, ledger: Coun
     headerNames: new Set(headerTemplates.map(([name]) => foldHeaderName(name))),
     headers: headerTemplates.flatMap(([name, value]) => [name, value]),
     credentials: [],
+    sentCredentials: [],
+    rotatedOutCredentials: [],
     inFlight: deps.inFlight.acquire(config.name),
     stopChecks: () => {},
     ejectionShare: null,
@@ -155,7 +164,10 @@ export function setResolvedHeaders(upstream: Upstream, resolve: (template: strin
   const resolved = upstream.headerTemplates.map(([name, template]) => [name, resolve(template)] as const)
   upstream.headers = resolved.flat()
   const fromSecret = new Set(upstream.headerTemplates.filter(([, template]) => template.includes('${secret:')).map(([name]) => name))
-  upstream.credentials = credentialValues(resolved, fromSecret)
+  const sent = credentialValues(resolved, fromSecret)
+  upstream.rotatedOutCredentials = rotatedOut(upstream.sentCredentials, upstream.rotatedOutCredentials, sent)
+  upstream.sentCredentials = sent
+  upstream.credentials = upstream.rotatedOutCredentials.length === 0 ? sent : [...sent, ...upstream.rotatedOutCredentials]
 }
 
 function tlsOf(name: string, config: NonNullable<UpstreamConfig['tls']>): UpstreamTlsMaterial {

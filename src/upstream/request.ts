@@ -6,6 +6,7 @@ import type { RoutePattern } from '../config/index.ts'
 import { canonicalSegment, foldHeaderName, hasBody, VIA_HTTP_1_0, VIA_HTTP_1_1, VIA_HTTP_2, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
 import { bodyTimedOut, bodyTooLarge, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
+import { forwardingLoop, MAX_BOUNCER_HOPS } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import type { ResponseBufferLimits } from './response-buffer.ts'
 
@@ -59,8 +60,10 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   const out: string[] = []
   if (inbound) {
     const forward = inbound.forward
+    let hops = 0
     for (let i = 0; i < forward.length; i += 2) {
       const name = forward[i] as string
+      if (name === 'via') hops += bouncerHops(forward[i + 1] as string)
       // Configured headers win: the client cannot set them, nor a look-alike (X_Api_Key) that a
       // folding upstream would read as one.
       if (names.size > 0 || withheld.size > 0) {
@@ -74,6 +77,7 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       }
       out.push(name, forward[i + 1] as string)
     }
+    if (hops >= MAX_BOUNCER_HOPS) throw forwardingLoop(upstream)
     // Rack reads a POST with no Content-Type as a form, its `_method` too, which the gateway reads
     // only in a typed form (http/method-override.ts formBodyOf): such a body is declared for what
     // RFC 9110 §8.3 lets a recipient take it to be, and is streamed on unread.
@@ -97,6 +101,14 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
   if (extraHeaders) for (const value of extraHeaders) out.push(value)
   return out
+}
+
+/** A Via member the gateway writes (`1.1 bouncer`, `2 bouncer`), the comment it may have after it aside. */
+const BOUNCER_ENTRY = /(?:^|,)[ \t]*[^\s,]+[ \t]+bouncer(?=[ \t]*(?:[,(]|$))/gi
+
+/** How many Bouncer gateways a Via field line names. */
+function bouncerHops(via: string): number {
+  return via.match(BOUNCER_ENTRY)?.length ?? 0
 }
 
 /** Upstreams build redirects and reset links from X-Forwarded-Host: only a host the gateway vouches for (Host header poisoning). */

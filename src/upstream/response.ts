@@ -1,8 +1,9 @@
 import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy } from '../http/index.ts'
+import type { Upstream } from './pools.ts'
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1) and without those
- * that hold a credential the gateway sent it (`credentials`: Upstream.credentials), with the
+ * that hold a credential the gateway sent it (`credentials`: credentials.ts withheldFromAnswer), with the
  * gateway's Via entry, our X-Request-Id and the gateway's answer fields (`answerHeaders`, RateLimit), each over an upstream
  * field of the same name: on a limited route the client reads the gateway's limits. What the
  * gateway owns in the answer (its CORS, its cookies) is http/answer-headers.ts's.
@@ -16,9 +17,13 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
     const value = headers[name]
     if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
     // An upstream that echoed the injected credential (a debug header, a WWW-Authenticate quoting
-    // the token it refused) handed its client what only the gateway holds (a probe).
-    if (credentials.length > 0 && holdsAny(value, credentials)) continue
-    const kept = applies ? passedOn(name, value, policy) : value
+    // the token it refused) handed its client what only the gateway holds (a probe): the lines that hold it go.
+    let shown: string | string[] | null = value
+    if (credentials.length > 0 && holdsAny(value, credentials)) {
+      shown = withoutCredentials(name, value, credentials)
+      if (shown === null) continue
+    }
+    const kept = applies ? passedOn(name, shown, policy) : shown
     if (kept !== undefined) out[name] = kept
   }
   // RFC 9110 §7.6.3: the upstream's answer came over HTTP/1.1 (undici's), after its own Via entries.
@@ -32,4 +37,71 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 function holdsAny(value: string | string[], credentials: readonly string[]): boolean {
   const text = typeof value === 'string' ? value : value.join('\n')
   return credentials.some((credential) => text.includes(credential))
+}
+
+/** An auth-scheme, the token a challenge begins with (RFC 9110 §11.3). */
+const AUTH_SCHEME = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)/
+
+/**
+ * The field's lines without those that hold a credential; null when none is left. A Set-Cookie
+ * withheld whole took the answer's other cookies with it, its session's too (a probe). A
+ * WWW-Authenticate line keeps its challenge's scheme: RFC 9110 §15.5.2, a 401 MUST carry its
+ * challenge, and without it the client could not tell which scheme the upstream asks for (a probe).
+ */
+function withoutCredentials(name: string, value: string | string[], credentials: readonly string[]): string | string[] | null {
+  const lines = (typeof value === 'string' ? [value] : value).flatMap((line) => {
+    if (!holdsAny(line, credentials)) return [line]
+    const scheme = name === 'www-authenticate' ? AUTH_SCHEME.exec(line)?.[1] : undefined
+    return scheme === undefined || holdsAny(scheme, credentials) ? [] : [scheme]
+  })
+  return lines.length === 0 ? null : typeof value === 'string' ? (lines[0] as string) : lines
+}
+
+/** An absolute URL's scheme and authority: what a Location must begin with to name one of the targets. */
+const ORIGIN_PART = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*/i
+
+/**
+ * A Location that names one of the upstream's targets under its base path, as the path on the
+ * gateway it stands for (nginx's proxy_redirect default). An upstream builds absolute URLs from the
+ * Host it was sent, its target's: its redirects sent the client to an internal address (a probe).
+ * A relative reference (RFC 9110 §10.2.2), so that the client's own Host names nothing here; one that
+ * would begin `//` or `/\` (another host, to a browser) is left as it came. Anything else as it is.
+ * Only for a route that forwards its own path: an upstream_path rewrite has no way back.
+ */
+export function gatewayLocation(location: string, upstream: Pick<Upstream, 'targets' | 'basePath'>): string {
+  const origin = ORIGIN_PART.exec(location)?.[0]
+  if (origin === undefined) return location
+  let named: string
+  try {
+    named = new URL(origin).origin
+  } catch {
+    return location
+  }
+  if (!upstream.targets.some((target) => target.url === named)) return location
+  let rest = location.slice(origin.length)
+  const base = upstream.basePath
+  if (base !== '') {
+    if (!rest.startsWith(base) || !/^(?:[/?#]|$)/.test(rest.slice(base.length))) return location
+    rest = rest.slice(base.length)
+  }
+  if (!rest.startsWith('/')) rest = `/${rest}`
+  return rest.startsWith('//') || rest.startsWith('/\\') ? location : rest
+}
+
+/** A Set-Cookie's Path attribute (RFC 6265 §5.2.4), its value in group 2. */
+const COOKIE_PATH = /(;\s*path\s*=\s*)([^;]*?)(?=\s*(?:;|$))/i
+
+/**
+ * Set-Cookie lines whose Path lies under the upstream's base path, on the gateway's path it stands
+ * for (nginx's proxy_cookie_path): an upstream scopes its cookies to where it is mounted (Path=/v1,
+ * as Tomcat does), the client never sees that prefix, and its browser never sent them back (a probe).
+ * Any other Path as it is. Only for a route that forwards its own path, as gatewayLocation.
+ */
+export function gatewayCookiePaths(value: string | string[], basePath: string): string | string[] {
+  if (basePath === '') return value
+  const mapped = (line: string) => line.replace(COOKIE_PATH, (whole, before: string, path: string) => {
+    if (path !== basePath && !path.startsWith(`${basePath}/`)) return whole
+    return `${before}${path.slice(basePath.length) || '/'}`
+  })
+  return typeof value === 'string' ? mapped(value) : value.map(mapped)
 }

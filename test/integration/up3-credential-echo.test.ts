@@ -42,7 +42,9 @@ describe('an upstream that echoes the injected credential in its answer headers'
     expect(res.statusCode).toBe(401)
     expect(await res.body.text()).toBe('refused')
     expect(res.headers['x-ok']).toBe('fine')
-    for (const name of ['www-authenticate', 'x-debug-authorization', 'x-seen-key', 'x-seen-user']) expect(res.headers[name], name).toBeUndefined()
+    for (const name of ['x-debug-authorization', 'x-seen-key', 'x-seen-user']) expect(res.headers[name], name).toBeUndefined()
+    // A 401 keeps its challenge's scheme (ups2-www-authenticate).
+    expect(res.headers['www-authenticate']).toBe('Bearer')
     const all = JSON.stringify(res.headers)
     for (const secret of [TOKEN, KEY, PASSWORD]) expect(all).not.toContain(secret)
   })
