@@ -174,6 +174,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     auditConfig: () => config.audit,
     changeSigner: () => changeSignerOf(config.audit, live.secrets.store),
     readiness: createReadiness(state),
+    server: config.server,
   })
 
   if (options.worker?.replacement) await keysTried(first.runtime, REPLACEMENT_KEYS_WAIT_MS)
