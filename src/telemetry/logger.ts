@@ -101,40 +101,50 @@ export function redactJwts(text: string): string {
 
 /** An API key's secret anywhere in a text, for a test (a global regex's test() moves its lastIndex). */
 const HOLDS_API_KEY_SECRET = new RegExp(API_KEY_SECRET.source, 'i')
+const HOLDS_BEARER = new RegExp(BEARER.source, 'i')
 
+/** Whether scrub would change a text: a credential's shape (bearer, JWT, API key) or a known secret in it. */
 function holdsSecret(text: string): boolean {
-  if (HOLDS_API_KEY_SECRET.test(text)) return true
+  if (HOLDS_API_KEY_SECRET.test(text) || HOLDS_BEARER.test(text) || redactJwts(text) !== text) return true
   for (const secret of known) if (text.includes(secret)) return true
   return false
+}
+
+/**
+ * Whether any string in a JSON value holds a secret (each string read as itself, not as its JSON
+ * escape: `\neyJ…` is a token after a line break); undefined when JSON cannot carry the value.
+ */
+function secretWithin(value: object): boolean | undefined {
+  let found = false
+  try {
+    JSON.stringify(value, (_key, item: unknown) => {
+      if (!found && typeof item === 'string' && holdsSecret(item)) found = true
+      return item
+    })
+  } catch {
+    return undefined
+  }
+  return found
 }
 
 /** A JSON value's scrubbed copy (what JSON cannot carry is left as it is). */
 function scrubJson(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'string' ? scrub(value) : value
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch {
-    return value
-  }
-  return text === undefined || !holdsSecret(text) ? value : (JSON.parse(scrub(text)) as unknown)
+  if (secretWithin(value) !== true) return value
+  const text = JSON.stringify(value)
+  return text === undefined ? value : (JSON.parse(text, (_key, item: unknown) => (typeof item === 'string' ? scrub(item) : item)) as unknown)
 }
 
 /**
- * A log call's fields, scrubbed where one holds a known secret value or an API key's secret (a
- * path as sent, `/api/keys/<whole key>`): fields are not free text, and a whole key in one reached
- * the line. Each field is scrubbed apart, and an Error is left to the err serializer (which scrubs
- * its message and stack): a JSON copy of the whole object turned it into {} and lost the error.
+ * A log call's fields, scrubbed as its message is: fields are free text too (a datasource's error
+ * quoting a value, a URL with an access_token, a header under `Authorization`), and only known
+ * secret values and API keys were taken out of them, so a bearer token or a JWT in one reached the
+ * line (the admin probe). Each field is scrubbed apart, and an Error is left to the err serializer
+ * (which scrubs its message and stack): a JSON copy of the whole object turned it into {} and lost the error.
  */
 function scrubObject(value: unknown): unknown {
   if (value === null || typeof value !== 'object' || value instanceof Error || Array.isArray(value)) return scrubJson(value)
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch {
-    return value
-  }
-  if (text === undefined || !holdsSecret(text)) return value
+  if (secretWithin(value) !== true) return value
   // fromEntries defines each field: a "__proto__" one would otherwise set the copy's prototype.
   return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, item instanceof Error ? item : scrubJson(item)]))
 }
