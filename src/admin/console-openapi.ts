@@ -135,7 +135,9 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     anyOf: [
       shape({
         ok: { const: true }, scanned: integer, distinct: integer, truncated: boolean, note: string,
-        changes: array(shape({ method: string, path: string, principal: nullable(string), requests: integer, before: verdict, after: verdict })),
+        changes: { ...array(shape({ method: string, path: string, principal: nullable(string), requests: integer, before: verdict, after: verdict })), description: 'the first 1,000 changes at most: refusals first, then the most requests' },
+        changes_total: { type: 'integer', description: 'how many changes there are in all' },
+        changes_truncated: { type: 'boolean', description: 'true: changes lists the first 1,000 of changes_total' },
       }),
       shape({ ok: { const: false }, errors: array(string) }),
     ],

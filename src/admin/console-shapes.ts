@@ -164,5 +164,11 @@ export interface ReplayChange {
 
 /** POST /api/replay: the decisions a draft config changes (200), or the draft's errors (422). */
 export type ReplayResult =
-  | { ok: true; scanned: number; distinct: number; truncated: boolean; changes: ReplayChange[]; note: string }
+  | {
+    ok: true; scanned: number; distinct: number; truncated: boolean; note: string
+    /** The first REPLAY_MAX_CHANGES (admin/replay.ts), refusals first, then the most requests. */
+    changes: ReplayChange[]
+    /** How many changes there are in all, and whether `changes` lists fewer. */
+    changes_total: number; changes_truncated: boolean
+  }
   | { ok: false; errors: string[] }
