@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { heldThreads, type Logger } from '../telemetry/index.ts'
+import { heldThreads, LogLevelError, type Logger } from '../telemetry/index.ts'
 import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome } from '../instance/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
@@ -45,6 +45,8 @@ function startFailure(err: unknown, configFile: string): unknown {
     return new UserError(`refusing to start: ${configFile} has ${err.lines.length} error${err.lines.length === 1 ? '' : 's'}`)
   }
   if (listenFailed(err)) return new UserError(`cannot listen: ${(err as Error).message}`)
+  // A BOUNCER_LOG_LEVEL that names no level: the operator's to fix, as a config's error is.
+  if (err instanceof LogLevelError) return new UserError(err.message)
   return err
 }
 

@@ -149,6 +149,24 @@ function scrubObject(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, item instanceof Error ? item : scrubJson(item)]))
 }
 
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** BOUNCER_LOG_LEVEL names no level: the operator's to fix (the CLI says so as a user's error). */
+export class LogLevelError extends Error {
+  override name = 'LogLevelError'
+}
+
+/**
+ * BOUNCER_LOG_LEVEL's level, in any letter case (`DEBUG`, as most programs' LOG_LEVEL is written); info
+ * when unset. pino's own refusal of `DEBUG` or `verbose` stopped `serve` as an internal error (the admin probe).
+ */
+export function logLevelFromEnv(value = process.env.BOUNCER_LOG_LEVEL): string {
+  if (value === undefined || value.trim() === '') return 'info'
+  const level = value.trim().toLowerCase()
+  if ((LEVELS as readonly string[]).includes(level)) return level
+  throw new LogLevelError(`BOUNCER_LOG_LEVEL "${value}" is not a log level: ${LEVELS.slice(0, -1).join(', ')} or silent`)
+}
+
 export interface LoggerOptions {
   level?: string
   /** Where to write: a file descriptor (default 2) or a stream, e.g. for tests. */
@@ -156,7 +174,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const { level = process.env.BOUNCER_LOG_LEVEL ?? 'info', destination = 2 } = options
+  const { level = logLevelFromEnv(), destination = 2 } = options
   const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination
   return pino(
     {
