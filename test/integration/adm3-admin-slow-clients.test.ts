@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { ADMIN_MAX_CONNECTIONS } from '../../src/admin/server.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { serveConfig } from '../helpers/cli.ts'
 
 let gw: TestGateway
 let port: number
@@ -81,3 +82,20 @@ it(`connections past ${ADMIN_MAX_CONNECTIONS} are closed at once, and the listen
     return res?.statusCode === 200
   }, 'the admin listener to answer again')
 })
+
+it('with server.workers, the primary\'s admin listener is bounded alike', async () => {
+  const serve = await serveConfig({ server: { workers: 2, headers_timeout: '300ms', request_timeout: '600ms' }, audit: { sinks: [] }, routes: [] }, { startTimeout: 60_000 })
+  try {
+    const socket = connect(Number(new URL(serve.adminUrl).port), '127.0.0.1')
+    sockets.add(socket)
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    const since = performance.now()
+    socket.write('GET /healthz HTTP/1.1\r\nHost: admin\r\nX-Slow: ')
+    const { said, afterMs } = await closedBy(socket, since)
+    expect(said).toMatch(/^HTTP\/1\.1 408 /)
+    expect(afterMs).toBeLessThan(3_000)
+  } finally {
+    await serve.stop()
+  }
+}, 60_000)
