@@ -1,7 +1,8 @@
 // Structured JSON logs on stderr (stdout carries the listener lines and the stdout audit sink).
 // Anything that may hold a credential is redacted by path, and values that look like bearer
 // tokens or JWTs are scrubbed from free text, so a careless message cannot leak one.
-import { pino, type Logger } from 'pino'
+import { isMainThread } from 'node:worker_threads'
+import { pino, type Logger, type LoggerOptions as LoggerOptions_ } from 'pino'
 import { API_KEY_PREFIX } from '../http/index.ts'
 
 export type { Logger }
@@ -173,27 +174,57 @@ export interface LoggerOptions {
   destination?: number | NodeJS.WritableStream
 }
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  const { level = logLevelFromEnv(), destination = 2 } = options
-  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination
-  return pino(
-    {
-      level,
-      base: { service: 'bouncer' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
-      hooks: {
-        logMethod(args, method) {
-          method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : scrubObject(arg))) as Parameters<typeof method>)
-        },
-      },
-      serializers: { err: serializeError },
-    },
-    stream,
-  )
+/**
+ * Log lines waiting for a reader of stderr that has stopped reading, at most: past it, lines are
+ * dropped rather than waited for.
+ */
+const LOG_BUFFER_BYTES = 16 * 1024 * 1024
+
+/**
+ * Where lines go: written synchronously, a reader of stderr that stopped reading (a stalled log
+ * shipper, a paused pager, a blocking log driver) filled the pipe, and the next line held the event
+ * loop until it read: every request stopped, /healthz included (the admin probe). On the main thread
+ * they queue (bounded) and pino writes what is left when the process exits. A worker thread of
+ * server.workers still writes as it logs: it can end without an exit to flush at (terminated,
+ * replaced), and the primary, which answers /healthz, stays free.
+ */
+function fileDestination(fd: number) {
+  return isMainThread ? pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES }) : pino.destination({ fd, sync: true })
 }
 
+/**
+ * Writes one warning at once, before the process ends by a signal (which no exit hook sees): queued
+ * behind lines in the background (fileDestination), or behind a write held in a libuv thread pool
+ * that a hung file system fills, the line saying why the process ends was lost with it. The same
+ * line as `logger.warn` gives, its fields and bindings included.
+ */
+export function warnNow(logger: Logger, fields: object, msg: string): void {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { fd?: unknown; sync?: unknown } | undefined
+  if (stream?.sync !== false || typeof stream.fd !== 'number') return void logger.warn(fields, msg)
+  pino(pinoOptions(logger.level), pino.destination({ fd: stream.fd, sync: true })).child(logger.bindings()).warn(fields, msg)
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const { level = logLevelFromEnv(), destination = 2 } = options
+  const stream = typeof destination === 'number' ? fileDestination(destination) : destination
+  return pino(pinoOptions(level), stream)
+}
+
+function pinoOptions(level: string): LoggerOptions_ {
+  return {
+    level,
+    base: { service: 'bouncer' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    formatters: { level: (label) => ({ level: label }) },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : scrubObject(arg))) as Parameters<typeof method>)
+      },
+    },
+    serializers: { err: serializeError },
+  }
+}
 function serializeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) {
     // An error that crossed from a worker thread as a plain object (audit/worker.ts cloneable):
