@@ -95,6 +95,11 @@ export interface AdminServerOptions {
   changeSigner?: () => ChangeSigner | null
   /** The server section the gateway started with: its client timeouts hold on this listener too (adminListenerOptions). */
   server: ServerConfig
+  /**
+   * A worker's listener (server.workers), a Unix socket only its primary reaches: the primary bounds
+   * the connections, and forwards as many as it admits.
+   */
+  behindPrimary?: boolean
 }
 
 const MAX_ADMIN_BODY = 1_048_576
@@ -151,7 +156,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
   // What Node's parser refuses (headers over 16 KiB, a malformed request line) was answered with
   // Node's bare 431 or 400, no problem body (an adversarial probe): answered as the gateway answers it.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, () => {}))
-  server.maxConnections = ADMIN_MAX_CONNECTIONS
+  if (!options.behindPrimary) server.maxConnections = ADMIN_MAX_CONNECTIONS
   return server
 }
 

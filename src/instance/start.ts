@@ -178,6 +178,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     changeSigner: () => changeSignerOf(config.audit, live.secrets.store),
     readiness: createReadiness(state),
     server: config.server,
+    behindPrimary: options.worker !== undefined,
   })
 
   if (options.worker?.replacement) await keysTried(first.runtime, REPLACEMENT_KEYS_WAIT_MS)
