@@ -6,7 +6,7 @@
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, pageAfter, pageAt, pagedRecords,
   parseAuditQuery, parseSince, parseTime, readCounts, sinceRefusal, filterText, readDenials, readOverview, readRecords, readVerification,
-  type AuditCursor, type AuditQuery, type AuditRecord, type AuditSource, type RecordReader,
+  type AuditCounts, type AuditCursor, type AuditQuery, type AuditRecord, type AuditSource, type RecordReader,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
@@ -161,11 +161,27 @@ async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequ
   }
 }
 
+/**
+ * The last hour's refusals by limit and unknown issuers, from the audit log; null where the log cannot
+ * be read, and why: the rest of the catalog is the running config, and an audit database that was down
+ * took the whole Catalog page with it (503), issuers' state included (the admin probe).
+ */
+async function recentCounts(audit: AuditConfig): Promise<{ counts: AuditCounts | null; audit_error: string | null }> {
+  const source = auditSourceOf(audit)
+  const none = { limits: [], unknown_issuers: [] }
+  if (!source) return { counts: none, audit_error: null }
+  try {
+    return { counts: await orEmpty(readCounts(source, Date.now() - 3_600_000), none), audit_error: null }
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'audit_unavailable') return { counts: null, audit_error: err.detail }
+    throw err
+  }
+}
+
 /** The running config as the console shows it, with the last hour's refusals and unknown issuers, and the approvals waiting. */
 async function catalogOf(rt: Runtime, audit: AuditConfig, approvals: AdminRoute | undefined, request: AdminRequest): Promise<Catalog> {
-  const source = auditSourceOf(audit)
-  const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
-  const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
+  const { counts, audit_error } = await recentCounts(audit)
+  const limitedBy = counts === null ? null : new Map(counts.limits.map((l) => [l.limit, l]))
   type Issuer = Catalog['issuers'][number]
   return {
     routes: rt.config.routes.map((r) => ({
@@ -185,26 +201,34 @@ async function catalogOf(rt: Runtime, audit: AuditConfig, approvals: AdminRoute 
       }),
       ...x509Issuers(rt.config).map((issuer): Issuer => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
     ],
-    drift: counts.unknown_issuers,
+    drift: counts?.unknown_issuers ?? null,
+    audit_error,
     ...(await pendingApprovals(approvals, request)),
     limits: [...rt.config.limits.map((limit) => ({
       name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
       routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),
-      refused_1h: limitedBy.get(limit.name)?.count ?? 0,
-      last_refused: limitedBy.get(limit.name)?.last ?? null,
+      ...refusals(limitedBy, limit.name),
     })), ...authFailuresRow(rt.config, limitedBy)],
   }
 }
 
+type Refusals = Pick<Catalog['limits'][number], 'refused_1h' | 'last_refused'>
+type LimitedBy = ReadonlyMap<string, { count: number; last: string | null }> | null
+
+/** A limit's refusals of the last hour; null (not 0) where the audit log could not be read. */
+function refusals(limitedBy: LimitedBy, name: string): Refusals {
+  if (limitedBy === null) return { refused_1h: null, last_refused: null }
+  return { refused_1h: limitedBy.get(name)?.count ?? 0, last_refused: limitedBy.get(name)?.last ?? null }
+}
+
 /** auth_failures beside the limits: it counts failures by address on every route that needs an identity. */
-function authFailuresRow(config: Runtime['config'], limitedBy: ReadonlyMap<string, { count: number; last: string | null }>): Catalog['limits'] {
+function authFailuresRow(config: Runtime['config'], limitedBy: LimitedBy): Catalog['limits'] {
   const guard = config.auth_failures
   if (guard === undefined) return []
   return [{
     name: AUTH_FAILURES_LIMIT, key: 'ip', rate: guard.rate.text, burst: guard.burst ?? guard.rate.count, quota: null,
     routes: [...config.routes.filter((r) => !r.public).map((r) => r.id), ...(config.mcp ? ['builtin/mcp'] : [])],
-    refused_1h: limitedBy.get(AUTH_FAILURES_LIMIT)?.count ?? 0,
-    last_refused: limitedBy.get(AUTH_FAILURES_LIMIT)?.last ?? null,
+    ...refusals(limitedBy, AUTH_FAILURES_LIMIT),
   }]
 }
 

@@ -120,8 +120,9 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     roles: array(string),
     matrix: { type: 'object', description: 'route id → role → { allow: methods, deny: methods, conditional }' },
     issuers: array(issuerShape),
-    drift: array(shape({ detail: nullable(string), count: integer, last: string })),
-    limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: integer })),
+    drift: { ...nullable(array(shape({ detail: nullable(string), count: integer, last: string }))), description: 'tokens of issuers no config names, seen in the last hour; null when the audit log cannot be read (audit_error)' },
+    audit_error: { ...nullable(string), description: 'why the audit log\'s figures (drift, each limit\'s refused_1h) are null: the log cannot be read (its server, its file); null when they are there' },
+    limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: nullable(integer) })),
     approvals: { anyOf: [{ type: 'null' }, array({ type: 'object' })], description: 'the pending approvals (GET /api/approvals?status=pending); null where the gateway has none, or its store cannot be read' },
     approvals_error: { ...nullable(string), description: 'why the approvals could not be read (their store failed: its path and why); null otherwise' },
   }),
@@ -134,7 +135,9 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     anyOf: [
       shape({
         ok: { const: true }, scanned: integer, distinct: integer, truncated: boolean, note: string,
-        changes: array(shape({ method: string, path: string, principal: nullable(string), requests: integer, before: verdict, after: verdict })),
+        changes: { ...array(shape({ method: string, path: string, principal: nullable(string), requests: integer, before: verdict, after: verdict })), description: 'the first 1,000 changes at most: refusals first, then the most requests' },
+        changes_total: { type: 'integer', description: 'how many changes there are in all' },
+        changes_truncated: { type: 'boolean', description: 'true: changes lists the first 1,000 of changes_total' },
       }),
       shape({ ok: { const: false }, errors: array(string) }),
     ],

@@ -69,15 +69,18 @@ export interface Catalog {
      */
     workers?: Array<{ worker: string; state: Catalog['issuers'][number]['state']; keys: number; last_refresh: string | null; last_error: string | null }>
   }>
-  /** Tokens of issuers no config names, seen in the last hour. */
-  drift: AuditCounts['unknown_issuers']
+  /** Tokens of issuers no config names, seen in the last hour; null when the audit log cannot be read (audit_error). */
+  drift: AuditCounts['unknown_issuers'] | null
+  /** Why the audit log's figures (drift, each limit's refusals) are missing: it cannot be read (its server, its file); null when they are there. */
+  audit_error: string | null
   /** The pending approvals (GET /api/approvals?status=pending); null where the gateway has none. */
   approvals: Approval[] | null
   /** Why the approvals could not be read (their store failed: its path and why); null when they could, or there are none. */
   approvals_error: string | null
   limits: Array<{
     name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]
-    refused_1h: number; last_refused: string | null
+    /** From the audit log: null when it cannot be read (audit_error). */
+    refused_1h: number | null; last_refused: string | null
   }>
 }
 
@@ -161,5 +164,11 @@ export interface ReplayChange {
 
 /** POST /api/replay: the decisions a draft config changes (200), or the draft's errors (422). */
 export type ReplayResult =
-  | { ok: true; scanned: number; distinct: number; truncated: boolean; changes: ReplayChange[]; note: string }
+  | {
+    ok: true; scanned: number; distinct: number; truncated: boolean; note: string
+    /** The first REPLAY_MAX_CHANGES (admin/replay.ts), refusals first, then the most requests. */
+    changes: ReplayChange[]
+    /** How many changes there are in all, and whether `changes` lists fewer. */
+    changes_total: number; changes_truncated: boolean
+  }
   | { ok: false; errors: string[] }

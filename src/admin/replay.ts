@@ -15,7 +15,7 @@
 // on a claim the record does not keep decides the same way both times, so a change that hinges only
 // on such a claim is not seen (the answer says so). Limits and upstream failures are not replayed:
 // only route, credential, identity, roles and policy.
-import { NoAuditLog, readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
+import { NoAuditLog, pagedRecords, readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { AUTH_FAILURES_LIMIT } from '../limits/index.ts'
@@ -25,6 +25,24 @@ import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from '.
 
 /** At most this many records are read; the answer says when the range held more. */
 export const REPLAY_MAX_RECORDS = 100_000
+
+/**
+ * At most this many changes are listed, those that matter most (refusals first, then the most
+ * requests); the answer says how many there were. Each carries both verdicts and their reasons: a
+ * draft that refused a busy route listed up to 100,000 of them, tens of MB of JSON built whole in the
+ * gateway's memory and then the console's, where the first screen is what anyone reads (the admin probe).
+ */
+export const REPLAY_MAX_CHANGES = 1_000
+
+/** What replay keeps of a record while it reads the others: what deciding it again and its change read, not its user agent, arguments or hashes. */
+type Kept = Pick<AuditRecord, 'id' | 'time' | 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor' | 'credential' | 'limit' | 'instance'>
+
+function keptOf(r: AuditRecord): Kept {
+  return {
+    id: r.id, time: r.time, method: r.method, path: r.path, route: r.route, issuer: r.issuer, subject: r.subject, client_id: r.client_id, source_ip: r.source_ip,
+    decision: r.decision, status: r.status, code: r.code, statement: r.statement, detail: r.detail, actor: r.actor, credential: r.credential, limit: r.limit, instance: r.instance,
+  }
+}
 
 /**
  * The longest a replay decides requests before the event loop gets a turn. Explain is synchronous
@@ -320,7 +338,7 @@ const explainedOutcome = (v: Verdict) =>
   v.effect === 'allow' ? `it would be allowed${v.statement ? ` by statement "${v.statement}"` : ''}` : `it would be ${v.status} ${v.code}${v.statement ? ` by statement "${v.statement}"` : ''}`
 
 /** Replay's verdict: the roles of trust rules (the draft may change them), the required claims taken as checked. */
-async function verdict(rt: Runtime, record: AuditRecord): Promise<Verdict> {
+async function verdict(rt: Runtime, record: Kept): Promise<Verdict> {
   // A tool call is not replayed: a draft's MCP servers would be asked for their tools (and the recorded verdict stands for both).
   const { explanation } = await explainRecorded(rt, { ...record, roles: null }, { tools: false })
   const { decision } = explanation
@@ -328,7 +346,7 @@ async function verdict(rt: Runtime, record: AuditRecord): Promise<Verdict> {
 }
 
 /** Refused before any decision (a bad request, a token that did not verify), or no request at all (a change): the draft cannot change those. */
-const undecidable = (r: AuditRecord) => r.method === '-' || changeMade(r) || (r.status === 401 && r.subject === null) || r.status === 400 || r.status === 413 || r.status === 431
+const undecidable = (r: Kept) => r.method === '-' || changeMade(r) || (r.status === 401 && r.subject === null) || r.status === 400 || r.status === 413 || r.status === 431
 
 /**
  * A draft reads nothing of this process's environment: its `${env:NAME:-default}` takes the
@@ -388,22 +406,29 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     await loadModulesFor(loaded.config)
     const draft = compileRuntime(loaded.config, deps)
     // A log with nothing written yet (the worker makes the file, then its tables) has no requests to replay.
-    const records = await readRecords(source, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 }).catch((err: unknown) => {
+    const read = (q: Parameters<typeof readRecords>[1]) => readRecords(source, q).catch((err: unknown) => {
       if (err instanceof NoAuditLog) return []
       throw err
     })
-    const truncated = records.length > REPLAY_MAX_RECORDS
-    const scanned = Math.min(records.length, REPLAY_MAX_RECORDS)
     // Requests alike in everything the decision reads are decided once.
-    const groups = new Map<string, { record: AuditRecord; count: number }>()
+    const groups = new Map<string, { record: Kept; count: number }>()
     const turn = slices(REPLAY_SLICE_MS)
-    for (const record of records.slice(0, scanned)) {
+    let scanned = 0
+    let truncated = false
+    // A page at a time, each record let go once grouped: read whole, 100,000 records of the largest
+    // a client can cause were held at once (pagedRecords says what that cost an export).
+    for await (const record of pagedRecords(read, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 })) {
+      if (scanned === REPLAY_MAX_RECORDS) {
+        truncated = true
+        break
+      }
+      scanned++
       await turn()
       if (undecidable(record)) continue
       const key = JSON.stringify([record.method, recordedOverride(record), record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
       const group = groups.get(key)
       if (group) group.count++
-      else groups.set(key, { record, count: 1 }) // newest first: the first seen is the newest
+      else groups.set(key, { record: keptOf(record), count: 1 }) // newest first: the first seen is the newest
     }
     const changes: ReplayChange[] = []
     for (const { record, count } of groups.values()) {
@@ -418,7 +443,8 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     }
     changes.sort((a, b) => Number(b.after.effect === 'deny') - Number(a.after.effect === 'deny') || b.requests - a.requests)
     return {
-      ok: true, scanned, distinct: groups.size, truncated, changes,
+      ok: true, scanned, distinct: groups.size, truncated,
+      changes: changes.slice(0, REPLAY_MAX_CHANGES), changes_total: changes.length, changes_truncated: changes.length > REPLAY_MAX_CHANGES,
       note: 'Each request is decided from its recorded identity (issuer, subject, client) under the running config and under the draft; rate limits and upstreams are not replayed.',
     }
   } finally {

@@ -1,7 +1,7 @@
 // The admin listener: /healthz and /readyz for orchestrators, /metrics for Prometheus, and the
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { warmAuditReads, type ChangeSigner } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
@@ -10,7 +10,7 @@ import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { AuthFailureGuard } from '../limits/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
-import { unmapIpv4, type AuditConfig } from '../config/index.ts'
+import { unmapIpv4, type AuditConfig, type ServerConfig } from '../config/index.ts'
 import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
 import { recordAdminChange, type AdminChange } from './change-audit.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
@@ -93,6 +93,13 @@ export interface AdminServerOptions {
   auditConfig?: () => AuditConfig
   /** The gateway's checkpoint key, which anchors the admin API's change chain (null: not anchored). */
   changeSigner?: () => ChangeSigner | null
+  /** The server section the gateway started with: its client timeouts hold on this listener too (adminListenerOptions). */
+  server: ServerConfig
+  /**
+   * A worker's listener (server.workers), a Unix socket only its primary reaches: the primary bounds
+   * the connections, and forwards as many as it admits.
+   */
+  behindPrimary?: boolean
 }
 
 const MAX_ADMIN_BODY = 1_048_576
@@ -110,10 +117,35 @@ export function shownAdminPath(url: string | undefined): string {
   return truncateClientValue(scrub(url ?? ''))
 }
 
+/**
+ * The most connections the admin listener holds at once: scrapers, probes, the console's tabs and the
+ * CLI need a handful; one over it is closed as soon as it is accepted, before a byte is read.
+ */
+export const ADMIN_MAX_CONNECTIONS = 256
+
+/**
+ * How the admin listener reads its clients: as the gateway's listener does, by server.headers_timeout,
+ * request_timeout and keep_alive_timeout (Node's defaults let a request head trickle for 60 s, checked
+ * every 30 s, and a body for 5 minutes), and at most ADMIN_MAX_CONNECTIONS at once. Its port may face the
+ * gateway's network: idle and slowloris connections there were unbounded, each a file descriptor of the
+ * process that holds every client and upstream connection (the admin probe). Read at start, as admin.listen is.
+ */
+export function adminListenerOptions(settings: ServerConfig): ServerOptions {
+  const headersTimeout = Math.min(settings.headers_timeout, settings.request_timeout)
+  return {
+    maxHeaderSize: 16_384,
+    headersTimeout,
+    requestTimeout: settings.request_timeout,
+    keepAliveTimeout: settings.keep_alive_timeout,
+    // Node checks the two timeouts on this interval (30 s by default), as the gateway's listener does.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, headersTimeout / 4)),
+  }
+}
+
 export function createAdminServer(options: AdminServerOptions): Server {
   const table = routeTable(options.routes)
   const consoleAssets = loadConsoleAssets()
-  const server = createServer({ maxHeaderSize: 16_384 }, (req, res) => {
+  const server = createServer(adminListenerOptions(options.server), (req, res) => {
     const requestId = randomUUID()
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
@@ -124,6 +156,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
   // What Node's parser refuses (headers over 16 KiB, a malformed request line) was answered with
   // Node's bare 431 or 400, no problem body (an adversarial probe): answered as the gateway answers it.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, () => {}))
+  if (!options.behindPrimary) server.maxConnections = ADMIN_MAX_CONNECTIONS
   return server
 }
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { heldThreads, type Logger } from '../telemetry/index.ts'
+import { heldThreads, LogLevelError, warnNow, type Logger } from '../telemetry/index.ts'
 import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome } from '../instance/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
@@ -25,7 +25,8 @@ const PENDING_FILE_GRACE_MS = 2_000
  */
 async function exitWhenSettled(code: number, logger: Logger, outcome: ShutdownOutcome): Promise<void> {
   const endWithout = (fields: object, what: string) => {
-    logger.warn(fields, `${what}: the process ends without it (SIGKILL)`)
+    // Log lines are written in the background (telemetry/logger.ts): this one before the signal.
+    warnNow(logger, fields, `${what}: the process ends without it (SIGKILL)`)
     process.kill(process.pid, 'SIGKILL')
   }
   if (outcome.heldWorkers.length > 0) endWithout({ workers: outcome.heldWorkers }, 'a worker thread held in a system call did not end with the drain')
@@ -45,6 +46,8 @@ function startFailure(err: unknown, configFile: string): unknown {
     return new UserError(`refusing to start: ${configFile} has ${err.lines.length} error${err.lines.length === 1 ? '' : 's'}`)
   }
   if (listenFailed(err)) return new UserError(`cannot listen: ${(err as Error).message}`)
+  // A BOUNCER_LOG_LEVEL that names no level: the operator's to fix, as a config's error is.
+  if (err instanceof LogLevelError) return new UserError(err.message)
   return err
 }
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { exportJWK, generateKeyPair, type JWK } from 'jose'
 import { generateSecret, masterKeyFrom, openEmbeddedStore } from '../secrets/index.ts'
 import { startGateway, type GatewayInstance } from '../instance/index.ts'
-import { createLogger } from '../telemetry/index.ts'
+import { createLogger, logLevelFromEnv } from '../telemetry/index.ts'
 import { startDataApi, type DataApi } from './data-api.ts'
 import { openIdProvider, type Person, type ServiceAccount } from './identity-provider.ts'
 import { providerHandler } from './sign-in-pages.ts'
@@ -127,7 +127,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       port: options.port,
       adminPort: options.adminPort,
       // The tour's refusals are the point of the demo: the screen shows them, the log need not.
-      logger: createLogger({ level: process.env.BOUNCER_LOG_LEVEL ?? 'warn' }),
+      logger: createLogger({ level: process.env.BOUNCER_LOG_LEVEL ? logLevelFromEnv() : 'warn' }),
       env: { ...process.env, DEMO_ISSUER: issuer, DEMO_API_URL: api.url, DEMO_DATA_DIR: dataDir, DEMO_MCP_RESOURCE: mcpResource },
     })
     api.trustGateway(gateway.url, UPSTREAM)

@@ -114,7 +114,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       dispatch: (request) => dispatchInternally(request),
       audit: (facts) => {
         audit.record(facts)
-        if (facts.limit !== null && facts.code !== null) metrics.countLimited(facts.limit, facts.code)
+        // A tool call's outcome is counted as its record says (an approver's decision, made on the
+        // admin listener, is no request to the gateway): only the MCP request's own POST was, 200 allow.
+        if (facts.path.startsWith('/api/approvals/')) return
+        metrics.observeToolCall(facts)
       },
       tracing,
     },
@@ -174,6 +177,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     auditConfig: () => config.audit,
     changeSigner: () => changeSignerOf(config.audit, live.secrets.store),
     readiness: createReadiness(state),
+    server: config.server,
+    behindPrimary: options.worker !== undefined,
   })
 
   if (options.worker?.replacement) await keysTried(first.runtime, REPLACEMENT_KEYS_WAIT_MS)

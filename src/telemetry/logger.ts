@@ -1,7 +1,8 @@
 // Structured JSON logs on stderr (stdout carries the listener lines and the stdout audit sink).
 // Anything that may hold a credential is redacted by path, and values that look like bearer
 // tokens or JWTs are scrubbed from free text, so a careless message cannot leak one.
-import { pino, type Logger } from 'pino'
+import { isMainThread } from 'node:worker_threads'
+import { pino, type Logger, type LoggerOptions as LoggerOptions_ } from 'pino'
 import { API_KEY_PREFIX } from '../http/index.ts'
 
 export type { Logger }
@@ -101,42 +102,70 @@ export function redactJwts(text: string): string {
 
 /** An API key's secret anywhere in a text, for a test (a global regex's test() moves its lastIndex). */
 const HOLDS_API_KEY_SECRET = new RegExp(API_KEY_SECRET.source, 'i')
+const HOLDS_BEARER = new RegExp(BEARER.source, 'i')
 
+/** Whether scrub would change a text: a credential's shape (bearer, JWT, API key) or a known secret in it. */
 function holdsSecret(text: string): boolean {
-  if (HOLDS_API_KEY_SECRET.test(text)) return true
+  if (HOLDS_API_KEY_SECRET.test(text) || HOLDS_BEARER.test(text) || redactJwts(text) !== text) return true
   for (const secret of known) if (text.includes(secret)) return true
   return false
+}
+
+/**
+ * Whether any string in a JSON value holds a secret (each string read as itself, not as its JSON
+ * escape: `\neyJ…` is a token after a line break); undefined when JSON cannot carry the value.
+ */
+function secretWithin(value: object): boolean | undefined {
+  let found = false
+  try {
+    JSON.stringify(value, (_key, item: unknown) => {
+      if (!found && typeof item === 'string' && holdsSecret(item)) found = true
+      return item
+    })
+  } catch {
+    return undefined
+  }
+  return found
 }
 
 /** A JSON value's scrubbed copy (what JSON cannot carry is left as it is). */
 function scrubJson(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'string' ? scrub(value) : value
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch {
-    return value
-  }
-  return text === undefined || !holdsSecret(text) ? value : (JSON.parse(scrub(text)) as unknown)
+  if (secretWithin(value) !== true) return value
+  const text = JSON.stringify(value)
+  return text === undefined ? value : (JSON.parse(text, (_key, item: unknown) => (typeof item === 'string' ? scrub(item) : item)) as unknown)
 }
 
 /**
- * A log call's fields, scrubbed where one holds a known secret value or an API key's secret (a
- * path as sent, `/api/keys/<whole key>`): fields are not free text, and a whole key in one reached
- * the line. Each field is scrubbed apart, and an Error is left to the err serializer (which scrubs
- * its message and stack): a JSON copy of the whole object turned it into {} and lost the error.
+ * A log call's fields, scrubbed as its message is: fields are free text too (a datasource's error
+ * quoting a value, a URL with an access_token, a header under `Authorization`), and only known
+ * secret values and API keys were taken out of them, so a bearer token or a JWT in one reached the
+ * line (the admin probe). Each field is scrubbed apart, and an Error is left to the err serializer
+ * (which scrubs its message and stack): a JSON copy of the whole object turned it into {} and lost the error.
  */
 function scrubObject(value: unknown): unknown {
   if (value === null || typeof value !== 'object' || value instanceof Error || Array.isArray(value)) return scrubJson(value)
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch {
-    return value
-  }
-  if (text === undefined || !holdsSecret(text)) return value
+  if (secretWithin(value) !== true) return value
   // fromEntries defines each field: a "__proto__" one would otherwise set the copy's prototype.
   return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, item instanceof Error ? item : scrubJson(item)]))
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** BOUNCER_LOG_LEVEL names no level: the operator's to fix (the CLI says so as a user's error). */
+export class LogLevelError extends Error {
+  override name = 'LogLevelError'
+}
+
+/**
+ * BOUNCER_LOG_LEVEL's level, in any letter case (`DEBUG`, as most programs' LOG_LEVEL is written); info
+ * when unset. pino's own refusal of `DEBUG` or `verbose` stopped `serve` as an internal error (the admin probe).
+ */
+export function logLevelFromEnv(value = process.env.BOUNCER_LOG_LEVEL): string {
+  if (value === undefined || value.trim() === '') return 'info'
+  const level = value.trim().toLowerCase()
+  if ((LEVELS as readonly string[]).includes(level)) return level
+  throw new LogLevelError(`BOUNCER_LOG_LEVEL "${value}" is not a log level: ${LEVELS.slice(0, -1).join(', ')} or silent`)
 }
 
 export interface LoggerOptions {
@@ -145,27 +174,57 @@ export interface LoggerOptions {
   destination?: number | NodeJS.WritableStream
 }
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  const { level = process.env.BOUNCER_LOG_LEVEL ?? 'info', destination = 2 } = options
-  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination
-  return pino(
-    {
-      level,
-      base: { service: 'bouncer' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
-      hooks: {
-        logMethod(args, method) {
-          method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : scrubObject(arg))) as Parameters<typeof method>)
-        },
-      },
-      serializers: { err: serializeError },
-    },
-    stream,
-  )
+/**
+ * Log lines waiting for a reader of stderr that has stopped reading, at most: past it, lines are
+ * dropped rather than waited for.
+ */
+const LOG_BUFFER_BYTES = 16 * 1024 * 1024
+
+/**
+ * Where lines go: written synchronously, a reader of stderr that stopped reading (a stalled log
+ * shipper, a paused pager, a blocking log driver) filled the pipe, and the next line held the event
+ * loop until it read: every request stopped, /healthz included (the admin probe). On the main thread
+ * they queue (bounded) and pino writes what is left when the process exits. A worker thread of
+ * server.workers still writes as it logs: it can end without an exit to flush at (terminated,
+ * replaced), and the primary, which answers /healthz, stays free.
+ */
+function fileDestination(fd: number) {
+  return isMainThread ? pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES }) : pino.destination({ fd, sync: true })
 }
 
+/**
+ * Writes one warning at once, before the process ends by a signal (which no exit hook sees): queued
+ * behind lines in the background (fileDestination), or behind a write held in a libuv thread pool
+ * that a hung file system fills, the line saying why the process ends was lost with it. The same
+ * line as `logger.warn` gives, its fields and bindings included.
+ */
+export function warnNow(logger: Logger, fields: object, msg: string): void {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { fd?: unknown; sync?: unknown } | undefined
+  if (stream?.sync !== false || typeof stream.fd !== 'number') return void logger.warn(fields, msg)
+  pino(pinoOptions(logger.level), pino.destination({ fd: stream.fd, sync: true })).child(logger.bindings()).warn(fields, msg)
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const { level = logLevelFromEnv(), destination = 2 } = options
+  const stream = typeof destination === 'number' ? fileDestination(destination) : destination
+  return pino(pinoOptions(level), stream)
+}
+
+function pinoOptions(level: string): LoggerOptions_ {
+  return {
+    level,
+    base: { service: 'bouncer' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    formatters: { level: (label) => ({ level: label }) },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : scrubObject(arg))) as Parameters<typeof method>)
+      },
+    },
+    serializers: { err: serializeError },
+  }
+}
 function serializeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) {
     // An error that crossed from a worker thread as a plain object (audit/worker.ts cloneable):

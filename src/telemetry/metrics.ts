@@ -56,10 +56,13 @@ export interface Metrics extends TraceCounters {
   /** A connection closed unanswered at server.max_connections. */
   countRefusedConnection(): void
   /**
-   * A refusal by a limit the pipeline did not carry: an MCP server's tool call refused by its
-   * server's limits, or a call held for approval by its route's (the MCP endpoint audits those).
+   * A tool call the MCP endpoint decided and audited itself (refused, held for approval, an MCP
+   * server's call): in bouncer_requests_total as its record's route, `mcp:<tool>` (a name no tool
+   * has, or arguments refused before the tool was found, as (none)), and its limit's refusal counted
+   * (an MCP server's call refused by its server's limits, a held call by its route's: the pipeline
+   * carried neither).
    */
-  countLimited(limit: string, code: string): void
+  observeToolCall(call: ObservedRequest): void
   keySetEvent(issuer: string, ok: boolean): void
   render(): Promise<{ contentType: string; body: string }>
 }
@@ -109,6 +112,13 @@ export function createHeapMetrics(): () => Promise<string> {
   for (const metric of registry.getMetricsAsArray()) if (!heapFamily.test(metric.name)) registry.removeSingleMetric(metric.name)
   return () => registry.metrics()
 }
+
+/**
+ * The most `mcp:<name>` route labels bouncer_requests_total takes for the tool calls the MCP endpoint
+ * decides (tools, and the resources and prompts of transparent servers, whose names their servers
+ * choose); later names are counted as `mcp:(other)`, so no agent or server grows the series without end.
+ */
+const MAX_TOOL_LABELS = 1_000
 
 export function createMetrics(sources: MetricSources): Metrics {
   const { collectDefaultMetrics, Counter, Gauge, Registry } = loadPromClient()
@@ -207,6 +217,16 @@ export function createMetrics(sources: MetricSources): Metrics {
   fromWorker('bouncer_audit_dropped_total', 'Audit records lost (a spill file that cannot be written; with server.workers, a worker that ended without draining): should stay 0.', (s) => s.dropped)
   fromWorker('bouncer_audit_quarantined_total', 'Spill file lines that were not records, moved to <spill>.quarantine instead of replayed: should stay 0.', (s) => s.quarantined)
 
+  // The tool calls' route labels: the agent names the tool (or a resource, a prompt), so they are bounded.
+  const toolLabels = new Set<string>()
+  const toolLabel = (call: ObservedRequest): string => {
+    const id = call.route?.id
+    if (id === undefined || call.code === 'route_not_found' || call.code === 'bad_request') return '(none)'
+    if (toolLabels.has(id)) return id
+    if (toolLabels.size >= MAX_TOOL_LABELS) return 'mcp:(other)'
+    toolLabels.add(id)
+    return id
+  }
   return {
     registry,
     observeRequest(request, seconds) {
@@ -217,8 +237,9 @@ export function createMetrics(sources: MetricSources): Metrics {
       if (request.upstream !== null && request.upstreamMs !== null) upstreamDuration.observe(request.upstream, request.upstreamMs / 1000)
       if (request.limit !== null && request.code !== null) limited.labels(request.limit, request.code).inc()
     },
-    countLimited(limit, code) {
-      limited.labels(limit, code).inc()
+    observeToolCall(call) {
+      requests.inc(toolLabel(call), call.status, call.decision)
+      if (call.limit !== null && call.code !== null) limited.labels(call.limit, call.code).inc()
     },
     countRefusedConnection() {
       refusedConnections.inc()

@@ -24,9 +24,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+// (GET /api/catalog answers without the log's figures instead: adm3-catalog-audit-unreadable.test.ts.)
 const READS: Array<['GET' | 'POST', string]> = [
   ['GET', '/api/audit?limit=5'], ['GET', '/api/audit/page'], ['GET', '/api/overview?since=1h'], ['GET', '/api/denials'],
-  ['GET', '/api/audit/export?format=csv'], ['GET', '/api/audit/trace?id=x&time=2026-01-01T00:00:00Z'], ['GET', '/api/catalog'], ['POST', '/api/audit/verify'],
+  ['GET', '/api/audit/export?format=csv'], ['GET', '/api/audit/trace?id=x&time=2026-01-01T00:00:00Z'], ['POST', '/api/audit/verify'],
 ]
 
 async function answers(adminUrl: string): Promise<Array<{ read: string; status: number; code: string; detail: string }>> {

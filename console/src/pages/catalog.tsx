@@ -124,7 +124,8 @@ export function CatalogPage() {
                 </table>
               )}
               <h3>Unknown issuers seen (last hour)</h3>
-              {catalog.drift.length === 0 ? <Empty>None: every token named a configured issuer.</Empty> : (
+              {/* The audit log could not be read: why, not "none seen". */}
+              {catalog.drift === null ? <Failure error={new Error(catalog.audit_error ?? 'The audit log cannot be read.')} /> : catalog.drift.length === 0 ? <Empty>None: every token named a configured issuer.</Empty> : (
                 <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× <bdi>{d.detail}</bdi> <small>({ago(d.last)})</small></li>)}</ul>
               )}
             </Panel>
@@ -137,7 +138,7 @@ export function CatalogPage() {
                       <tr>
                         <td><b>{l.name}</b></td><td>{l.key}</td>
                         <td>{[l.rate && `${l.rate}${l.burst ? ` (burst ${l.burst})` : ''}`, l.quota && `quota ${l.quota}`].filter(Boolean).join(', ')}</td>
-                        <td>{l.routes.join(', ') || '–'}</td><td class="num">{count(l.refused_1h)}{l.last_refused && <small> ({ago(l.last_refused)})</small>}</td>
+                        <td>{l.routes.join(', ') || '–'}</td><td class="num">{l.refused_1h === null ? <span title={catalog.audit_error ?? ''}>–</span> : count(l.refused_1h)}{l.last_refused && <small> ({ago(l.last_refused)})</small>}</td>
                       </tr>
                     ))}
                   </tbody>

@@ -131,7 +131,7 @@ function Replay() {
       {result && !result.ok && <ul class="error">{result.errors.map((line) => <li>{line}</li>)}</ul>}
       {result && result.ok && (
         <div data-testid="replay">
-          <p>{result.scanned} records read ({result.distinct} distinct requests){result.truncated && ', the newest only'}: <b>{result.changes.length}</b> {result.changes.length === 1 ? 'decision changes' : 'decisions change'}. <small>{result.note}</small></p>
+          <p>{result.scanned} records read ({result.distinct} distinct requests){result.truncated && ', the newest only'}: <b>{result.changes_total}</b> {result.changes_total === 1 ? 'decision changes' : 'decisions change'}{result.changes_truncated && ` (the first ${result.changes.length} listed: refusals first, then the most requests)`}. <small>{result.note}</small></p>
           {result.changes.length === 0 ? <Empty>No decision changes.</Empty> : (
             <table class="rows">
               <thead><tr><th>request</th><th>principal</th><th class="num">requests</th><th>now</th><th>with the draft</th><th>why</th></tr></thead>

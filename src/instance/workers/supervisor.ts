@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { endedSessions } from '../../agents/index.ts'
-import { ADMIN_CLIENT_HEADER, adminClientOf, shownAdminPath, type Catalog } from '../../admin/index.ts'
+import { ADMIN_CLIENT_HEADER, ADMIN_MAX_CONNECTIONS, adminClientOf, adminListenerOptions, shownAdminPath, type Catalog } from '../../admin/index.ts'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProblem } from '../../errors/index.ts'
@@ -552,7 +552,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     throw err
   }
 
-  const admin = createServer({ maxHeaderSize: 16_384 }, (req, res) => {
+  // Bounded as a single gateway's admin listener is (adminListenerOptions).
+  const admin = createServer(adminListenerOptions(config.server), (req, res) => {
     const requestId = randomUUID()
     serveAdmin(req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
@@ -566,6 +567,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) return void socket.destroy()
     sendRawProblem(socket, parserRefusal(err), randomUUID())
   })
+  admin.maxConnections = ADMIN_MAX_CONNECTIONS
 
   async function serveAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '')
