@@ -258,6 +258,7 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
   if (b.form !== undefined && (typeof b.form !== 'string' || b.tool !== undefined)) throw bad('"form" is a POST\'s urlencoded form body, a string (e.g. "_method=DELETE"), with "method" and "path".')
   if (b.json !== undefined && (typeof b.json !== 'string' || b.tool !== undefined)) throw bad('"json" is a POST\'s JSON body, a string (e.g. {"_method":"DELETE"}), with "method" and "path".')
+  if (b.form !== undefined && b.json !== undefined) throw bad('give "form" or "json", not both: a request has one body, of one Content-Type.')
   if (b.ip !== undefined && (typeof b.ip !== 'string' || isIP(b.ip) === 0)) throw bad('"ip" must be an IP address, e.g. "10.1.2.3".')
   // A client certificate's identity is given as claims (iss the CA's DN, sub its URI SAN or CN): nothing else tells them apart.
   if (b.credential !== undefined && (b.credential !== 'client_cert' || b.claims === undefined)) throw bad('"credential" is "client_cert", with "claims" (iss: the CA\'s subject DN, sub: the URI SAN or CN).')

@@ -48,6 +48,8 @@ export function registerExplain(program: Command): void {
       if (tool !== undefined && tool.trim() === '') throw new UserError('--tool needs the tool\'s name, e.g. get_daily_report', 2)
       if (tool !== undefined && opts.form !== undefined) throw new UserError('--form does not go with --tool: it is a POST\'s form body', 2)
       if (tool !== undefined && opts.jsonBody !== undefined) throw new UserError('--json-body does not go with --tool: it is a POST\'s JSON body', 2)
+      // A request has one Content-Type: a form and a JSON body together are no request the gateway could see.
+      if (opts.form !== undefined && opts.jsonBody !== undefined) throw new UserError('give --form or --json-body, not both: a request has one body, of one Content-Type', 2)
       if (tool !== undefined && opts.clientCert) throw new UserError('--client-cert does not go with --tool: the MCP endpoint takes bearer tokens only', 2)
       if (method !== undefined && !isMethodToken(method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})`, 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
