@@ -2,7 +2,7 @@
 // matches it. A rule names an issuer, optionally a subject glob, and claim conditions.
 import type { Glob, RoleConfig } from '../config/index.ts'
 import type { Actor, Identity } from '../request/index.ts'
-import { compileClaimConditions, describeClaimMismatch, failedClaim, type ClaimCondition } from './claims.ts'
+import { compileClaimConditions, describeClaimMismatch, failedClaim, letterCaseNote, type ClaimCondition } from './claims.ts'
 
 export interface TrustRule {
   role: string
@@ -34,10 +34,17 @@ export function compileRoles(roles: readonly RoleConfig[]): CompiledRole[] {
   }))
 }
 
-/** Why a trust rule does not match an identity, or null when it does. */
+/** Does a trust rule match an identity? What roles are resolved by: no words built for a rule that fails. */
+function ruleMatches(rule: TrustRule, identity: Identity): boolean {
+  return rule.issuer === identity.issuerName && (rule.subject === null || rule.subject.matches(identity.sub)) && failedClaim(rule.claims, identity.claims) === null
+}
+
+/** Why a trust rule does not match an identity, or null when it does (for explanations). */
 export function ruleMismatch(rule: TrustRule, identity: Identity): string | null {
   if (rule.issuer !== identity.issuerName) return `issuer is ${identity.issuerName}, not ${rule.issuer}`
-  if (rule.subject !== null && !rule.subject.matches(identity.sub)) return `subject ${JSON.stringify(identity.sub)} does not match ${JSON.stringify(rule.subject.text)}`
+  if (rule.subject !== null && !rule.subject.matches(identity.sub)) {
+    return `subject ${JSON.stringify(identity.sub)} does not match ${JSON.stringify(rule.subject.text)}${letterCaseNote([rule.subject], [identity.sub])}`
+  }
   const failed = failedClaim(rule.claims, identity.claims)
   return failed === null ? null : describeClaimMismatch(failed, identity.claims)
 }
@@ -66,7 +73,7 @@ export function createRoleResolver(roles: readonly CompiledRole[]): RoleResolver
         // A token the gateway issued holds the roles its exchange granted: those, not trust rules.
         names = identity.grantedRoles !== undefined
           ? named(identity.grantedRoles)
-          : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, identity) === null)).map((role) => role.name))
+          : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMatches(rule, identity))).map((role) => role.name))
         held.set(identity, names)
       }
       return names
@@ -75,7 +82,7 @@ export function createRoleResolver(roles: readonly CompiledRole[]): RoleResolver
       let names = held.get(actor)
       if (names === undefined) {
         const acting = actor.roles
-        names = acting !== null ? named(acting) : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, actorIdentity(actor)) === null)).map((role) => role.name))
+        names = acting !== null ? named(acting) : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMatches(rule, actorIdentity(actor)))).map((role) => role.name))
         held.set(actor, names)
       }
       return names
