@@ -581,7 +581,7 @@ export function formatExplanation(e: Explanation): string {
     const actor = e.identity.actor
     if (actor) {
       const roles = actor.roles.length > 0 ? actor.roles.join(', ') : 'none'
-      row('Agent', `${actor.sub} (issuer ${actor.issuer}) acting for the subject, with roles ${roles} (${actor.roles_from === 'token_exchange' ? 'held at the exchange: act.roles' : 'from trust rules'})`)
+      row('Agent', `${actor.sub} (issuer ${actor.issuer}) acting for the subject, with roles ${roles} (${actor.roles_from === 'token_exchange' ? 'held at the exchange, act.roles, as far as the config still gives them' : 'from trust rules'})`)
     }
   }
   if (e.roles.length > 0) {

@@ -3,7 +3,7 @@
 // agent's own token loses the role at once; does a token it exchanged before?
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import { explain } from '../../src/gateway/index.ts'
+import { explain, formatExplanation } from '../../src/gateway/index.ts'
 import { exchanged, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -91,6 +91,7 @@ it('a reload that narrows delegated_roles takes the role away from the tokens ex
   expect(explained.decision.effect).toBe('deny')
   expect(explained.roles.find((r) => r.role === 'admin')).toMatchObject({ held: false, rules: [{ matched: false, why: 'granted by the exchange, but no longer given by the config (the user\'s trust rules, or the agent\'s roles and token_exchange.actors)' }] })
   expect(explained.roles.find((r) => r.role === 'analyst')).toMatchObject({ held: true })
+  expect(formatExplanation(explained)).toContain('agent-1 (issuer corp) acting for the subject, with roles agent (held at the exchange, act.roles, as far as the config still gives them)')
 })
 
 it('a reload that takes the user\'s role away refuses the tokens exchanged for them, with an agent or without', async () => {
