@@ -20,7 +20,8 @@ function config({ agentSubject = 'agent-*', actors = [{ role: 'agent', delegated
   return {
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [
-      { name: 'analyst', assumed_by: [{ issuer: 'corp', subject: userSubject }], policies: ['read'] },
+      // On claims the exchanged token restates (azp, under idp_claims) and carries (tenant): read again as the user's own.
+      { name: 'analyst', assumed_by: [{ issuer: 'corp', subject: userSubject, claims: { azp: 'portal', tenant: 'acme' } }], policies: ['read'] },
       { name: 'admin', assumed_by: [{ issuer: 'corp', subject: userSubject }], policies: ['admin'] },
       { name: 'agent', assumed_by: [{ issuer: 'corp', subject: agentSubject }], policies: ['read', 'admin'] },
     ],
@@ -63,7 +64,7 @@ async function answer(path: string, token: string): Promise<{ status: number; bo
 const status = async (path: string, token: string) => (await answer(path, token)).status
 const NO_LONGER = 'none of the roles the token exchange granted (analyst, admin) is still given by the config: the user\'s trust rules, or the agent\'s roles and token_exchange.actors, no longer grant them.'
 
-const delegated = async () => exchanged(gw.url, { subject: await idp.mint({ sub: 'user-1' }), actor: await idp.mint({ sub: 'agent-1' }) })
+const delegated = async () => exchanged(gw.url, { subject: await idp.mint({ sub: 'user-1', azp: 'portal', tenant: 'acme' }), actor: await idp.mint({ sub: 'agent-1' }) })
 
 it('a reload that takes the agent\'s role away refuses the tokens it exchanged', async () => {
   const token = await delegated()
@@ -99,10 +100,10 @@ it('a reload that takes the user\'s role away refuses the tokens exchanged for t
   expect(await status('/reports', token)).toBe(200)
   await gw.writeConfig({ ...config(), token_exchange: { ...config().token_exchange, require_actor: false } })
   expect((await gw.reload()).ok).toBe(true)
-  const own = await exchanged(gw.url, { subject: await idp.mint({ sub: 'user-1' }), scope: 'analyst' }) // a user narrowing their own token
+  const own = await exchanged(gw.url, { subject: await idp.mint({ sub: 'user-1', azp: 'portal', tenant: 'acme' }), scope: 'analyst' }) // a user narrowing their own token
   expect(await status('/reports', own)).toBe(200)
   await reloadTo({ userSubject: 'person-*' })
-  expect(await status('/reports', await idp.mint({ sub: 'user-1' }))).toBe(403)
+  expect(await status('/reports', await idp.mint({ sub: 'user-1', azp: 'portal', tenant: 'acme' }))).toBe(403)
   expect(await status('/reports', token)).toBe(403)
   await gw.writeConfig({ ...config({ userSubject: 'person-*' }), token_exchange: { ...config().token_exchange, require_actor: false } })
   expect((await gw.reload()).ok).toBe(true)
