@@ -59,13 +59,16 @@ export function accessDenied(result: AccessResult, identity: Identity, routeId: 
     ? `Agent "${truncateClientValue(actor.sub)}" acting for "${truncateClientValue(identity.sub)}" is denied by the agent's roles`
     : `"${truncateClientValue(identity.sub)}", for whom agent "${truncateClientValue(actor.sub)}" acts, is denied by the user's roles`
   if (decision.reason === 'no_role') {
-    const none = result.deniedBy === 'subject' && identity.grantedRoles !== undefined ? noGrantedRole(identity.grantedRoles) : `${result.deniedBy === 'actor' ? 'the agent' : 'the user'} holds no role.`
+    const none = result.deniedBy === 'subject' && identity.grantedRoles !== undefined && identity.idp !== undefined ? noGrantedRole(identity.grantedRoles) : `${result.deniedBy === 'actor' ? 'the agent' : 'the user'} holds no role.`
     return new GatewayError('no_role', { detail: `${who}: ${none}` })
   }
   return new GatewayError('policy_denied', { detail: `${who}: ${denial(decision, roles, identity, routeId, method).detail}` })
 }
 
-/** An exchanged token whose granted roles this config gives no longer (access/roles.ts): not a trust rule of its own that failed. */
+/**
+ * An exchanged token (a token the gateway issued: its `idp`) whose granted roles this config gives no
+ * longer (access/roles.ts): not a trust rule of its own that failed. Roles given to explain are not that.
+ */
 function noGrantedRole(granted: readonly string[]): string {
   return `none of the roles the token exchange granted (${granted.join(', ')}) is still given by the config: the user's trust rules, or the agent's roles and token_exchange.actors, no longer grant them.`
 }
@@ -73,7 +76,7 @@ function noGrantedRole(granted: readonly string[]): string {
 function denial(decision: AccessDecision, roles: readonly string[], identity: Identity, routeId: string, method: string): GatewayError {
   switch (decision.reason) {
     case 'no_role':
-      if (identity.grantedRoles !== undefined) return new GatewayError('no_role', { detail: `"${truncateClientValue(identity.sub)}": ${noGrantedRole(identity.grantedRoles)}` })
+      if (identity.grantedRoles !== undefined && identity.idp !== undefined) return new GatewayError('no_role', { detail: `"${truncateClientValue(identity.sub)}": ${noGrantedRole(identity.grantedRoles)}` })
       return new GatewayError('no_role', { detail: `No role's trust rule matches issuer "${identity.issuerName}", subject "${truncateClientValue(identity.sub)}".` })
     case 'explicit_deny':
       return new GatewayError('policy_denied', {
