@@ -1,6 +1,6 @@
 // Claim conditions, shared by trust rules (roles) and statement conditions (policies): each named
 // claim must match one of the globs; a list-valued claim (groups, roles) must contain a match.
-import type { ClaimConditions, Glob } from '../config/index.ts'
+import { parseGlob, type ClaimConditions, type Glob } from '../config/index.ts'
 import { truncateClientValue } from '../errors/index.ts'
 import { claimValue } from '../request/index.ts'
 
@@ -73,5 +73,21 @@ export function describeClaimMismatch(condition: ClaimCondition, claims: Readonl
   // Cut as a detail is: a token's groups of 10,000 entries were repeated whole in every trust
   // rule's and statement's line of bouncer explain (270 KB for three rules, a probe).
   const values = Array.isArray(value) ? ` (${value.length} values)` : ''
-  return `claim ${condition.name}${values} is ${truncateClientValue(JSON.stringify(value))}, not ${wanted}`
+  const texts = (Array.isArray(value) ? value : condition.spaceSeparated && typeof value === 'string' ? [value, ...value.split(' ')] : [value])
+    .filter((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean').map(String)
+  return `claim ${condition.name}${values} is ${truncateClientValue(JSON.stringify(value))}, not ${wanted}${letterCaseNote(condition.globs, texts)}`
+}
+
+/**
+ * Said of a mismatch that letter case alone makes. Claims and subjects match as written (SPEC: a
+ * claim must "equal"), but providers keep the case an address was typed in (Entra ID's upn and
+ * email): explain said only that `Bob@Contractor.example` is not `*@contractor.example` (a probe).
+ * For explanations only: each glob is parsed again, folded.
+ */
+export function letterCaseNote(globs: readonly Glob[], values: readonly string[]): string {
+  for (const glob of globs) {
+    const folded = parseGlob(glob.text.toLowerCase())
+    if (folded.ok && values.some((v) => folded.value.matches(v.toLowerCase()))) return ' (only letter case differs: claims and subjects match case-sensitively)'
+  }
+  return ''
 }

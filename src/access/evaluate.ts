@@ -18,7 +18,7 @@ export function compileAccess(config: Config): AccessControl {
   const roles = compileRoles(config.roles)
   const statements = compileStatements(config.policies)
   const index = indexByRoute(config.routes.map((r) => r.id), roles, statements)
-  return { roles, statements, resolver: createRoleResolver(roles), policyFor: (routeId) => index.get(routeId) }
+  return { roles, statements, resolver: createRoleResolver(roles, config.token_exchange?.actors), policyFor: (routeId) => index.get(routeId) }
 }
 
 export interface AccessResult {
@@ -58,13 +58,25 @@ export function accessDenied(result: AccessResult, identity: Identity, routeId: 
   const who = result.deniedBy === 'actor'
     ? `Agent "${truncateClientValue(actor.sub)}" acting for "${truncateClientValue(identity.sub)}" is denied by the agent's roles`
     : `"${truncateClientValue(identity.sub)}", for whom agent "${truncateClientValue(actor.sub)}" acts, is denied by the user's roles`
-  if (decision.reason === 'no_role') return new GatewayError('no_role', { detail: `${who}: ${result.deniedBy === 'actor' ? 'the agent' : 'the user'} holds no role.` })
+  if (decision.reason === 'no_role') {
+    const none = result.deniedBy === 'subject' && identity.grantedRoles !== undefined && identity.idp !== undefined ? noGrantedRole(identity.grantedRoles) : `${result.deniedBy === 'actor' ? 'the agent' : 'the user'} holds no role.`
+    return new GatewayError('no_role', { detail: `${who}: ${none}` })
+  }
   return new GatewayError('policy_denied', { detail: `${who}: ${denial(decision, roles, identity, routeId, method).detail}` })
+}
+
+/**
+ * An exchanged token (a token the gateway issued: its `idp`) whose granted roles this config gives no
+ * longer (access/roles.ts): not a trust rule of its own that failed. Roles given to explain are not that.
+ */
+function noGrantedRole(granted: readonly string[]): string {
+  return `none of the roles the token exchange granted (${granted.join(', ')}) is still given by the config: the user's trust rules, or the agent's roles and token_exchange.actors, no longer grant them.`
 }
 
 function denial(decision: AccessDecision, roles: readonly string[], identity: Identity, routeId: string, method: string): GatewayError {
   switch (decision.reason) {
     case 'no_role':
+      if (identity.grantedRoles !== undefined && identity.idp !== undefined) return new GatewayError('no_role', { detail: `"${truncateClientValue(identity.sub)}": ${noGrantedRole(identity.grantedRoles)}` })
       return new GatewayError('no_role', { detail: `No role's trust rule matches issuer "${identity.issuerName}", subject "${truncateClientValue(identity.sub)}".` })
     case 'explicit_deny':
       return new GatewayError('policy_denied', {

@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, readRecords, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
+import { isApiKeyBearer, isMethodToken, isRequestTargetForm } from '../http/index.ts'
 import { explainTool, explainWithKeys, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, ApiKeyStoreError, keyDocument, SESSION_ID, sessionDocument, SessionStoreError, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import { SecretsError, type SecretStore } from '../secrets/index.ts'
@@ -253,11 +253,13 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   } else if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings (a request), or "tool" (an MCP tool call).')
   // "GET " pasted with its space was explained as a method the route does not take (405), one no request could carry.
   if (typeof b.method === 'string' && !isMethodToken(b.method)) throw bad('"method" must be an HTTP method, e.g. "GET".')
+  if (typeof b.path === 'string' && !isRequestTargetForm(b.path)) throw bad('"path" must start with "/" (e.g. "/sales/daily/eu"), or be a whole URL.')
   if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
   if (b.form !== undefined && (typeof b.form !== 'string' || b.tool !== undefined)) throw bad('"form" is a POST\'s urlencoded form body, a string (e.g. "_method=DELETE"), with "method" and "path".')
   if (b.json !== undefined && (typeof b.json !== 'string' || b.tool !== undefined)) throw bad('"json" is a POST\'s JSON body, a string (e.g. {"_method":"DELETE"}), with "method" and "path".')
+  if (b.form !== undefined && b.json !== undefined) throw bad('give "form" or "json", not both: a request has one body, of one Content-Type.')
   if (b.ip !== undefined && (typeof b.ip !== 'string' || isIP(b.ip) === 0)) throw bad('"ip" must be an IP address, e.g. "10.1.2.3".')
   // A client certificate's identity is given as claims (iss the CA's DN, sub its URI SAN or CN): nothing else tells them apart.
   if (b.credential !== undefined && (b.credential !== 'client_cert' || b.claims === undefined)) throw bad('"credential" is "client_cert", with "claims" (iss: the CA\'s subject DN, sub: the URI SAN or CN).')

@@ -128,7 +128,7 @@ const schemas: Record<string, JsonSchema> = {
   }, 'A signed-in browser session (never its cookie or tokens).'),
   ExplainRequest: {
     type: 'object',
-    description: 'The request to explain (the options of bouncer explain): method and path, or tool (an MCP tool call, decided as tools/call decides it); claims or a token (its signature is not checked), not both.',
+    description: 'The request to explain (the options of bouncer explain): method and path, or tool (an MCP tool call, decided as tools/call decides it); claims or a token (its signature is not checked), not both; form or json, not both (a request has one body).',
     properties: {
       method: string, path: string, claims: { type: 'object' }, token: string, ip: string,
       credential: { const: 'client_cert', description: 'the claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)' },
@@ -136,7 +136,7 @@ const schemas: Record<string, JsonSchema> = {
       json: { type: 'string', description: 'a POST\'s JSON body (e.g. {"_method":"DELETE"}): its top-level _method read as the gateway reads a JSON POST\'s' },
       tool: { type: 'string', minLength: 1, description: 'an MCP tool call instead of a request: the tool as tools/call names it (a route tool, or SERVER__TOOL); the token is one for mcp.resource' },
     },
-    oneOf: [{ required: ['method', 'path'], not: { required: ['tool'] } }, { required: ['tool'], not: { anyOf: [{ required: ['method'] }, { required: ['path'] }, { required: ['credential'] }, { required: ['form'] }, { required: ['json'] }] } }],
+    oneOf: [{ required: ['method', 'path'], not: { anyOf: [{ required: ['tool'] }, { required: ['form', 'json'] }] } }, { required: ['tool'], not: { anyOf: [{ required: ['method'] }, { required: ['path'] }, { required: ['credential'] }, { required: ['form'] }, { required: ['json'] }] } }],
     additionalProperties: false,
   },
   Explanation: withOptional(object({

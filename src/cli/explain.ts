@@ -3,7 +3,7 @@
 import type { Command } from 'commander'
 import { isIP } from 'node:net'
 import { compileRuntime, createRuntimeDeps, explainTool, explainWithKeys, formatExplanation, loadModulesFor } from '../gateway/index.ts'
-import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
+import { isApiKeyBearer, isMethodToken, isRequestTargetForm } from '../http/index.ts'
 import { ApiKeyStoreError, createApiKeyDirectoryRegistry } from '../identity/index.ts'
 import { createBackgroundTasks, createLogger } from '../telemetry/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
@@ -48,7 +48,11 @@ export function registerExplain(program: Command): void {
       if (tool !== undefined && tool.trim() === '') throw new UserError('--tool needs the tool\'s name, e.g. get_daily_report', 2)
       if (tool !== undefined && opts.form !== undefined) throw new UserError('--form does not go with --tool: it is a POST\'s form body', 2)
       if (tool !== undefined && opts.jsonBody !== undefined) throw new UserError('--json-body does not go with --tool: it is a POST\'s JSON body', 2)
+      // A request has one Content-Type: a form and a JSON body together are no request the gateway could see.
+      if (opts.form !== undefined && opts.jsonBody !== undefined) throw new UserError('give --form or --json-body, not both: a request has one body, of one Content-Type', 2)
       if (tool !== undefined && opts.clientCert) throw new UserError('--client-cert does not go with --tool: the MCP endpoint takes bearer tokens only', 2)
+      // A typo (the slash forgotten, an unset shell variable) explained as bad_path exited 1, "denied": a CI check of a denial passed on it.
+      if (path !== undefined && !isRequestTargetForm(path)) throw new UserError(`--path must start with "/" (e.g. /sales/daily/eu), or be a whole URL (not ${JSON.stringify(path)})`, 2)
       if (method !== undefined && !isMethodToken(method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})`, 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
       // A mistyped address matched no source_ip and read as a policy's denial.

@@ -43,18 +43,23 @@ export function registerHealthcheck(program: Command): void {
       if (!timeout.ok) throw new UserError(`--timeout: ${timeout.message}`, 2)
       // Node runs a longer timer at once: the check would give up after 1 ms.
       if (timeout.value > MAX_TIMER_MS) throw new UserError('--timeout: at most 24d', 2)
+      // No time to answer in: a ready gateway was "not ready" at every check, the container unhealthy for good.
+      if (timeout.value === 0) throw new UserError('--timeout: must be more than 0 (e.g. 3s)', 2)
       const listen = await adminListen(findConfig(opts.config))
       // Port 0 is picked when the gateway starts, and no file says which: asking port 0 was "no answer (ECONNREFUSED)".
       if (listen.port === 0) throw new UserError('admin.listen has port 0, which the gateway picks as it starts: give admin.listen a fixed port for the health check to ask')
       const url = `${reachable(listen)}/readyz`
       let response: Response
+      let body: string
       try {
         response = await fetch(url, { signal: AbortSignal.timeout(timeout.value) })
+        // Within the timeout too: an answer whose body stalled was an internal error, not "not ready".
+        body = await response.text()
       } catch (err) {
+        if ((err as Error).name === 'TimeoutError') throw new UserError(`not ready: ${url}: no answer within ${opts.timeout.trim()}`)
         const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name
         throw new UserError(`not ready: ${url}: no answer (${cause})`)
       }
-      const body = await response.text()
       if (response.status !== 200) throw new UserError(`not ready: ${url} answered ${response.status} ${body.slice(0, 500)}`)
       console.log(`ready: ${url}`)
     })

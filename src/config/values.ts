@@ -127,7 +127,7 @@ export interface Glob {
 
 const GLOB_FORBIDDEN = /[[\]{}]/
 
-/** `*` matches any run of characters (including none), `?` exactly one. Nothing else is special. */
+/** `*` matches any run of characters (including none), `?` exactly one (a code point). Nothing else is special. */
 export function parseGlob(text: string): Parsed<Glob> {
   if (text.length === 0) return { ok: false, message: 'invalid glob: empty' }
   if (GLOB_FORBIDDEN.test(text)) {
@@ -137,8 +137,14 @@ export function parseGlob(text: string): Parsed<Glob> {
     return { ok: true, value: { text, literal: true, matches: (value) => value === text } }
   }
   const pieces = text.split('*')
-  return { ok: true, value: { text, literal: false, matches: (value) => matchesPieces(pieces, value) } }
+  if (!text.includes('?')) return { ok: true, value: { text, literal: false, matches: (value) => matchesPieces(pieces, value) } }
+  // `?` is one character: a code point, of which an astral-plane one (an emoji) is two UTF-16 code
+  // units. Read by code units, `user-?` missed `user-😀` and `user-??` matched it (a probe).
+  const codePointPieces = pieces.map((piece) => Array.from(piece))
+  return { ok: true, value: { text, literal: false, matches: (value) => (SURROGATE.test(value) ? matchesCodePoints(codePointPieces, Array.from(value)) : matchesPieces(pieces, value)) } }
 }
+
+const SURROGATE = /[\uD800-\uDFFF]/
 
 const QUESTION_MARK = 0x3f
 
@@ -183,6 +189,27 @@ function findPiece(piece: string, value: string, from: number, end: number): num
   }
   for (let at = from; at + piece.length <= end; at++) if (pieceAt(piece, value, at)) return at
   return -1
+}
+
+/**
+ * matchesPieces for a value holding a character of two code units, read as code points (each
+ * piece too): the rare case kept apart, so the usual one stays on strings (one shape, no arrays).
+ */
+function matchesCodePoints(pieces: readonly (readonly string[])[], value: readonly string[]): boolean {
+  const at = (piece: readonly string[], from: number) => piece.every((c, i) => c === '?' || c === value[from + i])
+  const first = pieces[0] as readonly string[]
+  if (pieces.length === 1) return value.length === first.length && at(first, 0)
+  const last = pieces[pieces.length - 1] as readonly string[]
+  const end = value.length - last.length
+  if (end < first.length || !at(first, 0) || !at(last, end)) return false
+  let from = first.length
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const piece = pieces[i] as readonly string[]
+    while (from + piece.length <= end && !at(piece, from)) from++
+    if (from + piece.length > end) return false
+    from += piece.length
+  }
+  return true
 }
 
 export interface ListenAddress {

@@ -258,14 +258,17 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: LookedUpToken
  */
 export function describeRoles(rt: Runtime, request: Pick<ExplainRequest, 'roles'>, found: Identity, identity: Identity, held: readonly string[], granted: Set<string>): Explanation['roles'] {
   const out: Explanation['roles'] = []
+  // What the exchange granted that the running config still gives (access/roles.ts).
+  const stillGranted = found.grantedRoles !== undefined ? rt.access.resolver.rolesFor(found) : []
   for (const role of rt.access.roles) {
     const isHeld = held.includes(role.name)
     const given = request.roles === undefined ? null : { rule: ROLES_GIVEN, matched: isHeld, why: isHeld ? null : 'the gateway did not assume it for this request' }
     // A token the gateway issued holds the roles its exchange granted, not those of trust rules
     // (access/roles.ts): the probe found explain listing roles such a token does not hold.
     if (found.grantedRoles !== undefined) {
-      if (found.grantedRoles.includes(role.name)) granted.add(role.name)
-      out.push({ role: role.name, held: isHeld, rules: [given ?? { rule: EXCHANGE_GRANT, matched: isHeld, why: isHeld ? null : 'the exchange did not grant it' }] })
+      if (stillGranted.includes(role.name)) granted.add(role.name)
+      const why = isHeld ? null : stillGranted.includes(role.name) || !found.grantedRoles.includes(role.name) ? 'the exchange did not grant it' : 'granted by the exchange, but no longer given by the config (the user\'s trust rules, or the agent\'s roles and token_exchange.actors)'
+      out.push({ role: role.name, held: isHeld, rules: [given ?? { rule: EXCHANGE_GRANT, matched: isHeld, why }] })
       continue
     }
     const rules = role.rules.map((rule) => {
@@ -578,7 +581,7 @@ export function formatExplanation(e: Explanation): string {
     const actor = e.identity.actor
     if (actor) {
       const roles = actor.roles.length > 0 ? actor.roles.join(', ') : 'none'
-      row('Agent', `${actor.sub} (issuer ${actor.issuer}) acting for the subject, with roles ${roles} (${actor.roles_from === 'token_exchange' ? 'held at the exchange: act.roles' : 'from trust rules'})`)
+      row('Agent', `${actor.sub} (issuer ${actor.issuer}) acting for the subject, with roles ${roles} (${actor.roles_from === 'token_exchange' ? 'held at the exchange, act.roles, as far as the config still gives them' : 'from trust rules'})`)
     }
   }
   if (e.roles.length > 0) {

@@ -338,3 +338,11 @@ export function canonicalSegment(raw: string): string {
 function hex(byte: number): string {
   return byte.toString(16).toUpperCase().padStart(2, '0')
 }
+
+/**
+ * Could a request line carry `text` as its target: origin form (`/…`), absolute form (`http(s)://…`)
+ * or `*`? What the simulator (explain) takes as a request's path; anything else is a typo of one.
+ */
+export function isRequestTargetForm(text: string): boolean {
+  return text.startsWith('/') || text === '*' || /^https?:\/\//i.test(text)
+}

@@ -90,8 +90,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const own = options.own
   if (own) byIss.set(own.config.issuer, { ...keyFreeRule(own.config), keys: ownIssuerKeys(own), own: true })
   // The introspecting issuer has no entry of its own when it verifies no JWTs (no jwks_uri), yet an
-  // `act` naming it names one of its agents.
-  const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name ?? (introspection?.issuer.issuer === iss ? introspection.issuer.name : undefined)
+  // `act` naming it names one of its agents, and an exchanged token's `idp` its user (whose trust
+  // rules are read again under the running config: access/roles.ts), at the MCP endpoint too, whose
+  // verifier has no introspector.
+  const namedIssuers = new Map(options.issuers.map((config) => [config.issuer, config.name]))
+  const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name ?? namedIssuers.get(iss) ?? (introspection?.issuer.issuer === iss ? introspection.issuer.name : undefined)
   const configuredIssuers = [...byIss.keys()]
   // Every issuer of the config, its keys held here or not (an introspecting one without jwks_uri has
   // none, and the MCP endpoint's verifier has no introspector): those an exchanged token's user and

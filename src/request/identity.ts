@@ -47,7 +47,8 @@ export interface Identity {
   expiresAt: number
   /**
    * A token the gateway issued itself (token exchange, RFC 8693): the roles it granted, which are
-   * the roles this identity holds (no trust rule is consulted). Absent for every other credential.
+   * the roles this identity holds while the running config still grants them (access/roles.ts).
+   * Absent for every other credential.
    */
   grantedRoles?: readonly string[]
   /**

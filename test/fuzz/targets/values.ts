@@ -85,9 +85,10 @@ export const cidrs = fuzzTarget({
     }),
 })
 
-/** What `*` and `?` mean, as the README says it: `*` any run of characters (none included), `?` exactly one. */
-function globMatchesReference(glob: string, value: string): boolean {
-  // reachable[j]: the glob's prefix read so far can match value.slice(0, j).
+/** What `*` and `?` mean, as the README says it: `*` any run of characters (none included), `?` exactly one (a code point). */
+function globMatchesReference(glob: string, text: string): boolean {
+  const value = Array.from(text)
+  // reachable[j]: the glob's prefix read so far can match the value's first j characters.
   let reachable = new Array<boolean>(value.length + 1).fill(false)
   reachable[0] = true
   for (const c of glob) {
