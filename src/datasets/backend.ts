@@ -244,7 +244,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       const end = ending()
       if (end.next !== null) headers['bouncer-next-cursor'] = end.next
       headers['bouncer-truncated'] = String(end.truncated)
-    } else {
+    } else if (carriesTrailers(res)) {
       headers.trailer = 'Bouncer-Next-Cursor, Bouncer-Truncated'
     }
     if (exchange.lifecycle.draining) res.shouldKeepAlive = false
@@ -279,7 +279,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     const end = ending()
     const tail = writer.end(end)
     if (exchange.beforeEnd) await exchange.beforeEnd(served)
-    if (!knownAtHead) {
+    if (!knownAtHead && carriesTrailers(res)) {
       const trailers: Record<string, string> = { 'bouncer-truncated': String(end.truncated) }
       if (end.next !== null) trailers['bouncer-next-cursor'] = end.next
       res.addTrailers(trailers)
@@ -319,6 +319,15 @@ async function readBatch(source: RowSource, max: number): Promise<{ rows: Row[];
     const perRow = Math.max(1, chars / rows.length)
     want = Math.max(1, Math.min(max - rows.length, Math.floor((BATCH_CHARS - chars) / perRow)))
   }
+}
+
+/**
+ * Whether the answer can end with trailers: chunked (HTTP/1.1) or HTTP/2. An HTTP/1.0 client's is
+ * not, and Node refuses a Trailer field there: such a client's long page was a 502 datasource_error
+ * (a probe). It goes without them: JSON still has `next` in its body; CSV, NDJSON and Arrow no cursor.
+ */
+function carriesTrailers(res: ServerResponse): boolean {
+  return (res as { useChunkedEncodingByDefault?: boolean }).useChunkedEncodingByDefault !== false
 }
 
 /** Writes one chunk; waits while the client's buffer is full. False when the client has gone. */
