@@ -107,6 +107,14 @@ for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', '
 }
 
 /**
+ * A string written with an encoding that names its bytes (`write(text, 'hex')`): logged as the text
+ * those bytes are, as a terminal shows them, not the hex or base64 digits themselves (a probe).
+ */
+function bytesNamed(encoding: unknown): encoding is BufferEncoding {
+  return typeof encoding === 'string' && Buffer.isEncoding(encoding) && !/^utf-?8$/i.test(encoding)
+}
+
+/**
  * What the handler writes to process.stdout/stderr itself (console.table, console.dir, …
  * too): the same lines, cut and budget as console's, instead of the worker's own stdio, which
  * copies every byte to the gateway's thread. Answers what logs a line left unfinished.
@@ -133,7 +141,7 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
     partialOwner = running
     const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength
     // Not scanned for lines: that would flatten a rope of any length (messages.ts MAX_CUTTABLE).
-    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk === 'string' ? chunk : decoder.write(chunk)
+    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk !== 'string' ? decoder.write(chunk) : bytesNamed(encoding) ? decoder.write(Buffer.from(chunk, encoding)) : chunk
     let at = 0
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
       line(partial + text.slice(at, nl))
