@@ -218,14 +218,17 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let exhausted = read.exhausted
 
     const keyOf = (row: Row) => keyIndexes.map((i) => keyValue(row[i] ?? null, columns[i]))
-    const sameInDatabase = (a: readonly KeyValue[], b: readonly KeyValue[]) => dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null }) ?? false
-    const take = (rows: Row[]): Row[] => {
+    const sameInDatabase = async (a: readonly KeyValue[], b: readonly KeyValue[]) => source.sameKeyByCollation
+      ? await source.sameKeyByCollation(plan.unpaged, plan.key, a, b)
+      : (dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null }) ?? false)
+    const take = async (rows: Row[]): Promise<Row[]> => {
       if (plan.paging) refuseNullKeys(rows, keyIndexes, columns) // the one row past the page too
       if (sent + rows.length > plan.limit) {
         more = true
         const kept = plan.limit - sent
         // The page's last row may have come in the batch before (its key then in lastKey, unmasked).
-        if (plan.paging) refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'), sameInDatabase)
+        // No read is in flight here, nor follows: the row past the page was the last one needed.
+        if (plan.paging) await refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'), sameInDatabase)
         rows = rows.slice(0, kept)
       }
       sent += rows.length
@@ -237,7 +240,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       return { next, truncated: more && !plan.paging }
     }
 
-    let first = take(batch)
+    let first = await take(batch)
     const knownAtHead = exhausted || more
     const headers: Record<string, string> = { 'content-type': CONTENT_TYPES[plan.format], 'cache-control': 'no-store', 'x-request-id': ctx.id }
     if (knownAtHead) {
@@ -272,7 +275,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       if (gone) return served
       batch = read.rows
       exhausted = read.exhausted
-      first = take(batch)
+      first = await take(batch)
       if (first.length === 0) break
     }
     await source.close()
@@ -379,11 +382,12 @@ function refuseNullKeys(rows: readonly Row[], keyIndexes: readonly number[], col
  * across the page's end loses a row, and the row past it is read anyway: that tie is refused, before
  * the head when the page fits the first batch, else by a cut stream, as for a NULL key.
  */
-function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[], sameInDatabase: (a: readonly KeyValue[], b: readonly KeyValue[]) => boolean): void {
+async function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[], sameInDatabase: (a: readonly KeyValue[], b: readonly KeyValue[]) => Promise<boolean>): Promise<void> {
   if (last === null) return
   // Text that differs may still be one key to the database: SQLite's `COLLATE NOCASE` holds `Bob`
-  // and `bob` as one, and the next page skipped `bob` (an adversarial probe).
-  if (!past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true)) && !sameInDatabase(last, past)) return
+  // and `bob` as one, and the next page skipped `bob` (an adversarial probe); PostgreSQL's citext
+  // and nondeterministic collations too, and intervals ('1 day' = '24:00:00').
+  if (!past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true)) && !(await sameInDatabase(last, past))) return
   const names = key.map((name) => `"${name}"`).join(', ')
   throw new GatewayError('datasource_error', { detail: `Two rows hold the same paging key (${names}) where a page ends, so the next page would leave rows out: page by columns unique together (datasets key).` })
 }
