@@ -247,7 +247,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       const end = ending()
       if (end.next !== null) headers['bouncer-next-cursor'] = end.next
       headers['bouncer-truncated'] = String(end.truncated)
-    } else if (carriesTrailers(res)) {
+    } else if (carriesTrailers(ctx)) {
       headers.trailer = 'Bouncer-Next-Cursor, Bouncer-Truncated'
     }
     if (exchange.lifecycle.draining) res.shouldKeepAlive = false
@@ -282,7 +282,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     const end = ending()
     const tail = writer.end(end)
     if (exchange.beforeEnd) await exchange.beforeEnd(served)
-    if (!knownAtHead && carriesTrailers(res)) {
+    if (!knownAtHead && carriesTrailers(ctx)) {
       const trailers: Record<string, string> = { 'bouncer-truncated': String(end.truncated) }
       if (end.next !== null) trailers['bouncer-next-cursor'] = end.next
       res.addTrailers(trailers)
@@ -325,12 +325,13 @@ async function readBatch(source: RowSource, max: number): Promise<{ rows: Row[];
 }
 
 /**
- * Whether the answer can end with trailers: chunked (HTTP/1.1) or HTTP/2. An HTTP/1.0 client's is
- * not, and Node refuses a Trailer field there: such a client's long page was a 502 datasource_error
- * (a probe). It goes without them: JSON still has `next` in its body; CSV, NDJSON and Arrow no cursor.
+ * Whether the answer can end with trailers: chunked (HTTP/1.1) or HTTP/2, and with a body. An
+ * HTTP/1.0 client's is not chunked, nor is a HEAD's, and Node refuses a Trailer field there: such a
+ * long page was a 502 datasource_error (a probe). It goes without them: JSON still has `next` in its
+ * body; CSV, NDJSON and Arrow no cursor.
  */
-function carriesTrailers(res: ServerResponse): boolean {
-  return (res as { useChunkedEncodingByDefault?: boolean }).useChunkedEncodingByDefault !== false
+function carriesTrailers(ctx: Readonly<RequestContext>): boolean {
+  return ctx.method !== 'HEAD' && (ctx.res as { useChunkedEncodingByDefault?: boolean }).useChunkedEncodingByDefault !== false
 }
 
 /** Writes one chunk; waits while the client's buffer is full. False when the client has gone. */

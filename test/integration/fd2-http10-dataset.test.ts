@@ -1,7 +1,7 @@
-// Found by an adversarial probe: a dataset page that runs past its first batch (1 MB of cells) says its paging
-// facts in trailers, which only a chunked answer carries. An HTTP/1.0 client (no chunked coding)
-// asking for such a result got 502 datasource_error "failed mid-query": Node refuses a Trailer
-// field on an answer that is not chunked, and the database had done nothing wrong.
+// Found by an adversarial probe: a dataset page that runs past its first batch (1 MB of cells)
+// says its paging facts in trailers, which only a chunked answer with a body carries. An HTTP/1.0
+// client (no chunked coding), and a HEAD over any version, got 502 datasource_error "failed
+// mid-query": Node refuses a Trailer field on such an answer, and the database had done nothing wrong.
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -35,4 +35,12 @@ it('an HTTP/1.0 client gets every row of a page longer than the first batch, and
   expect(body.rows.map((row) => row.id)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1))
   expect(body.rows[199]?.filler).toHaveLength(8000)
   expect(body.next).toEqual(expect.any(String))
+})
+
+it('HEAD of a page longer than the first batch answers 200 with GET\'s head, over HTTP/1.1 and 1.0', async () => {
+  for (const version of ['1.1', '1.0']) {
+    const res = await rawRequest(Number(new URL(gw.url).port), `HEAD /ds/n HTTP/${version}\r\nHost: x\r\nConnection: close\r\n\r\n`)
+    expect({ version, status: res.status }).toEqual({ version, status: 200 })
+    expect(res.headers['content-type']).toBe('application/json')
+  }
 })
