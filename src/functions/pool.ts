@@ -215,6 +215,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       const error = message.error === null ? null : asError(message.error)
       settleLoad(error)
       if (error !== null) loadFailed(error)
+      if (error !== null && slot.pending === null) dropWorker(slot, worker) // no call waits to hear why
       // The invocation that waited for the load: its timeout starts now (a failed load answers it).
       const waiting = slot.pending
       if (waiting !== null && error === null) armTimeout(slot, waiting)
@@ -237,6 +238,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     } else {
       logFailure(pending.request, message.phase, message.error)
       settle(slot, pending, new GatewayError('function_error', { detail: failureDetail(message.phase, message.error) }))
+      if (message.phase === 'init') return dropWorker(slot, worker)
     }
     if (message.usedBytes > memoryBytes) replaceOverMemory(slot, worker, pending.request, message.usedBytes)
   }
@@ -254,6 +256,17 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   /** An idle worker replaced: the new one started first, so the old one's exit is no longer this slot's. */
   function replaceWorker(slot: PoolSlot, worker: Worker): void {
     if (slot.worker === worker && !closing) start(slot)
+    void terminateThread(worker, `function ${name}`)
+  }
+
+  /**
+   * A worker whose module could not be loaded keeps that failure: it answered every later call 502,
+   * also once the file was back (one started while a deploy replaced it; a probe). Lambda discards
+   * such an environment: the next call starts a worker that loads the module again (one start a
+   * call while it cannot be loaded, never a loop).
+   */
+  function dropWorker(slot: PoolSlot, worker: Worker): void {
+    if (slot.worker === worker) slot.worker = null
     void terminateThread(worker, `function ${name}`)
   }
 
