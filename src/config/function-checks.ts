@@ -19,6 +19,11 @@ export function functionFindings(config: Config): Finding[] {
     names.add(fn.name)
     const problem = moduleProblem(fn.module)
     if (problem) error(['functions', i, 'module'], problem)
+    // A worker thread's dates use its process's time zone, read once from the gateway's own TZ: a
+    // ported Lambda function's TZ was in process.env and its local times silently the gateway's (a probe).
+    if (Object.hasOwn(fn.environment, 'TZ')) {
+      findings.push({ severity: 'warning', path: ['functions', i, 'environment', 'TZ'], message: 'TZ here does not change the handler\'s time zone: its worker thread shares the gateway\'s process, whose dates use the gateway\'s own TZ; the handler reads this value in process.env only (Intl\'s timeZone option takes it)' })
+    }
   })
   config.upstreams.forEach((upstream, i) => {
     if (upstream.name.startsWith(FUNCTION_PREFIX)) {

@@ -207,6 +207,7 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
     return result()
   }
   for (const finding of applyListenVariables(raw, env)) findings.push(finding)
+  for (const finding of prototypeKeysOf(raw)) findings.push(finding)
   let parsed = configSchema.safeParse(raw)
   if (!parsed.success && asText(raw, parsed.error.issues, typed)) parsed = configSchema.safeParse(raw)
   let config: Config | undefined
@@ -235,6 +236,25 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
  * expanded (an alias is the same object twice in toJS's output: counted once per place, each
  * object walked once), or a list longer than MAX_LIST.
  */
+/**
+ * Every key named `__proto__`: the parsed map has it as its own, but a name-to-value map of the
+ * schema (zod's record: a function's environment, an upstream's headers) leaves it out without a
+ * word, so a function's `environment: {__proto__: …}` passed check and its handler never had it (a
+ * probe). Each object once: an alias shares one.
+ */
+function prototypeKeysOf(value: unknown): Finding[] {
+  const found: Finding[] = []
+  const seen = new Set<object>()
+  const walk = (v: unknown, path: ConfigPath): void => {
+    if (v === null || typeof v !== 'object' || seen.has(v)) return
+    seen.add(v)
+    if (!Array.isArray(v) && Object.hasOwn(v, '__proto__')) found.push({ severity: 'error', path: [...path, '__proto__'], message: 'a key cannot be named __proto__ (it would be dropped, not taken)', atKey: true })
+    for (const [key, child] of Object.entries(v)) walk(child, [...path, Array.isArray(v) ? Number(key) : key])
+  }
+  walk(value, [])
+  return found
+}
+
 function oversizeOf(value: unknown): Finding | null {
   const limit = MAX_VALUES
   const sizes = new Map<object, number>()

@@ -218,14 +218,17 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let exhausted = read.exhausted
 
     const keyOf = (row: Row) => keyIndexes.map((i) => keyValue(row[i] ?? null, columns[i]))
-    const sameInDatabase = (a: readonly KeyValue[], b: readonly KeyValue[]) => dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null }) ?? false
-    const take = (rows: Row[]): Row[] => {
+    const sameInDatabase = async (a: readonly KeyValue[], b: readonly KeyValue[]) => source.sameKeyByCollation
+      ? await source.sameKeyByCollation(plan.unpaged, plan.key, a, b)
+      : (dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null }) ?? false)
+    const take = async (rows: Row[]): Promise<Row[]> => {
       if (plan.paging) refuseNullKeys(rows, keyIndexes, columns) // the one row past the page too
       if (sent + rows.length > plan.limit) {
         more = true
         const kept = plan.limit - sent
         // The page's last row may have come in the batch before (its key then in lastKey, unmasked).
-        if (plan.paging) refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'), sameInDatabase)
+        // No read is in flight here, nor follows: the row past the page was the last one needed.
+        if (plan.paging) await refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'), sameInDatabase)
         rows = rows.slice(0, kept)
       }
       sent += rows.length
@@ -237,14 +240,14 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       return { next, truncated: more && !plan.paging }
     }
 
-    let first = take(batch)
+    let first = await take(batch)
     const knownAtHead = exhausted || more
     const headers: Record<string, string> = { 'content-type': CONTENT_TYPES[plan.format], 'cache-control': 'no-store', 'x-request-id': ctx.id }
     if (knownAtHead) {
       const end = ending()
       if (end.next !== null) headers['bouncer-next-cursor'] = end.next
       headers['bouncer-truncated'] = String(end.truncated)
-    } else {
+    } else if (carriesTrailers(ctx)) {
       headers.trailer = 'Bouncer-Next-Cursor, Bouncer-Truncated'
     }
     if (exchange.lifecycle.draining) res.shouldKeepAlive = false
@@ -272,14 +275,14 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       if (gone) return served
       batch = read.rows
       exhausted = read.exhausted
-      first = take(batch)
+      first = await take(batch)
       if (first.length === 0) break
     }
     await source.close()
     const end = ending()
     const tail = writer.end(end)
     if (exchange.beforeEnd) await exchange.beforeEnd(served)
-    if (!knownAtHead) {
+    if (!knownAtHead && carriesTrailers(ctx)) {
       const trailers: Record<string, string> = { 'bouncer-truncated': String(end.truncated) }
       if (end.next !== null) trailers['bouncer-next-cursor'] = end.next
       res.addTrailers(trailers)
@@ -319,6 +322,16 @@ async function readBatch(source: RowSource, max: number): Promise<{ rows: Row[];
     const perRow = Math.max(1, chars / rows.length)
     want = Math.max(1, Math.min(max - rows.length, Math.floor((BATCH_CHARS - chars) / perRow)))
   }
+}
+
+/**
+ * Whether the answer can end with trailers: chunked (HTTP/1.1) or HTTP/2, and with a body. An
+ * HTTP/1.0 client's is not chunked, nor is a HEAD's, and Node refuses a Trailer field there: such a
+ * long page was a 502 datasource_error (a probe). It goes without them: JSON still has `next` in its
+ * body; CSV, NDJSON and Arrow no cursor.
+ */
+function carriesTrailers(ctx: Readonly<RequestContext>): boolean {
+  return ctx.method !== 'HEAD' && (ctx.res as { useChunkedEncodingByDefault?: boolean }).useChunkedEncodingByDefault !== false
 }
 
 /** Writes one chunk; waits while the client's buffer is full. False when the client has gone. */
@@ -370,11 +383,12 @@ function refuseNullKeys(rows: readonly Row[], keyIndexes: readonly number[], col
  * across the page's end loses a row, and the row past it is read anyway: that tie is refused, before
  * the head when the page fits the first batch, else by a cut stream, as for a NULL key.
  */
-function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[], sameInDatabase: (a: readonly KeyValue[], b: readonly KeyValue[]) => boolean): void {
+async function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[], sameInDatabase: (a: readonly KeyValue[], b: readonly KeyValue[]) => Promise<boolean>): Promise<void> {
   if (last === null) return
   // Text that differs may still be one key to the database: SQLite's `COLLATE NOCASE` holds `Bob`
-  // and `bob` as one, and the next page skipped `bob` (an adversarial probe).
-  if (!past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true)) && !sameInDatabase(last, past)) return
+  // and `bob` as one, and the next page skipped `bob` (an adversarial probe); PostgreSQL's citext
+  // and nondeterministic collations too, and intervals ('1 day' = '24:00:00').
+  if (!past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true)) && !(await sameInDatabase(last, past))) return
   const names = key.map((name) => `"${name}"`).join(', ')
   throw new GatewayError('datasource_error', { detail: `Two rows hold the same paging key (${names}) where a page ends, so the next page would leave rows out: page by columns unique together (datasets key).` })
 }

@@ -163,7 +163,7 @@ function decimalFitsDouble(text: string): boolean {
 }
 
 function rowObjects(columns: readonly Column[]): (row: Row) => string {
-  const keys = columns.map((column, i) => `${i === 0 ? '{' : ','}${JSON.stringify(column.name)}:`)
+  const keys = jsonKeys(columns).map((key, i) => `${i === 0 ? '{' : ','}${JSON.stringify(key)}:`)
   const encoders = columns.map((column) => jsonEncoder(column.kind))
   const n = columns.length
   return (row) => {
@@ -175,6 +175,28 @@ function rowObjects(columns: readonly Column[]): (row: Row) => string {
     }
     return n === 0 ? '{}' : `${out}}`
   }
+}
+
+/**
+ * Each column's key in a JSON row: its name, and for a later column of a name already there (a
+ * join's `o.status` and `c.status`) the name with the first free `_2`, `_3`, …. Each row went as
+ * `{"status":1,"status":"gold"}`, and every JSON reader keeps one of the two, so the other column
+ * was lost without a word (a probe). `_schema` names them so too; CSV and Arrow keep the names.
+ */
+export function jsonKeys(columns: readonly Column[]): string[] {
+  const taken = new Set(columns.map((column) => column.name))
+  if (taken.size === columns.length) return columns.map((column) => column.name)
+  const seen = new Set<string>()
+  return columns.map(({ name }) => {
+    if (!seen.has(name)) {
+      seen.add(name)
+      return name
+    }
+    let n = 2
+    while (taken.has(`${name}_${n}`)) n++
+    taken.add(`${name}_${n}`)
+    return `${name}_${n}`
+  })
 }
 
 function jsonWriter(columns: readonly Column[]): FormatWriter {

@@ -10,6 +10,8 @@ import { GatewayError } from '../errors/index.ts'
 import { boundParameterOf } from './bind-context.ts'
 import { callerValueRefused, invalidParameter } from './params.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
+import type { KeyValue } from './cursor.ts'
+import { quoteIdentifier } from './query.ts'
 import { queryLogFields, SCHEMA_QUERY, type Column, type ColumnKind, type Datasource, type Row, type QueryIds, type RowSource, type SourceQuery } from './source.ts'
 
 type PostgresConfig = Extract<DatasourceConfig, { type: 'postgres' }>
@@ -239,6 +241,8 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
   let done = false
   let reading = false
   let finished = false
+  /** Closed before the query's end, for a question on its connection (sameKeyByCollation). */
+  let cursorClosed = false
 
   function finish(destroy: boolean): void {
     if (finished) return
@@ -290,11 +294,40 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
     async close() {
       if (finished) return
       try {
-        await cursor.close()
+        if (!cursorClosed) await cursor.close()
         await client.query('ROLLBACK')
         finish(false)
       } catch {
         finish(true)
+      }
+    },
+    /**
+     * Asked of the database only for values that could be one to it though they differ (mostly
+     * they cannot: one query per page saved), on this connection, its cursor closed first (pg runs
+     * one query at a time on it, and no row is read after this): a row of the statement whose key
+     * equals both is there only when they are one.
+     */
+    async sameKeyByCollation(statement, key, a, b) {
+      if (!a.every((value, j) => couldBeOneKey(value, b[j]))) return false
+      const keys = key.map(quoteIdentifier).join(', ')
+      const n = statement.values.length
+      const slots = (from: number) => key.map((_, j) => `$${from + j + 1}`).join(', ')
+      const text = `SELECT 1 FROM (\n${statement.text}\n) AS bouncer_tie WHERE (${keys}) = (${slots(n)}) AND (${keys}) = (${slots(n + key.length)}) LIMIT 1`
+      const stallMs = query.timeoutMs + STALL_MARGIN_MS
+      done = true
+      try {
+        const ask = async () => {
+          if (!cursorClosed) {
+            cursorClosed = true
+            await cursor.close()
+          }
+          return client.query({ text, values: [...statement.values, ...a, ...b], types: AS_TEXT })
+        }
+        return (await withinDeadline(ask(), stallMs, `datasource ${name}`, () => {})).rows.length > 0
+      } catch (err) {
+        finish(true)
+        if (err instanceof DeadlineExceeded) throw stalled(name, stallMs, err)
+        throw queryError(name, err, logger, query)
       }
     },
     abort() {
@@ -310,6 +343,33 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
     },
   }
 }
+
+/**
+ * Whether two key values PostgreSQL may hold as one though they differ: text alike but for case,
+ * accents, spaces or punctuation (citext, a nondeterministic ICU collation), two intervals ('1 day'
+ * and '24:00:00'), two arrays, two spellings of one number. Values that are alike are too (another
+ * column of the key may be the one that differs).
+ */
+function couldBeOneKey(value: KeyValue, other: KeyValue | undefined): boolean {
+  if (value === other) return true
+  if (Buffer.isBuffer(value) && Buffer.isBuffer(other)) return value.equals(other)
+  if (typeof value === 'number' && typeof other === 'number') return Number.isNaN(value) && Number.isNaN(other)
+  if (typeof value !== 'string' || typeof other !== 'string') return false
+  if (looseText(value) === looseText(other)) return true
+  // Two times of day alike ('12:00:00') are one only as the same text: a unit says interval.
+  if (INTERVAL_TEXT.test(value) && INTERVAL_TEXT.test(other) && (INTERVAL_UNIT.test(value) || INTERVAL_UNIT.test(other))) return true
+  if (value.startsWith('{') && other.startsWith('{')) return true
+  return NUMBER_TEXT.test(value) && NUMBER_TEXT.test(other) && Number(value) === Number(other)
+}
+
+function looseText(text: string): string {
+  return text.normalize('NFKD').replace(/[^\p{L}\p{N}]/gu, '').toLowerCase()
+}
+
+/** An interval as IntervalStyle 'postgres' writes one: `1 year 2 mons -3 days +04:05:06.5`. */
+const INTERVAL_TEXT = /^(-?\d+ (?:years?|mons?|days?) ?)*([-+]?\d+:\d\d:\d\d(?:\.\d+)?)?$/
+const INTERVAL_UNIT = / ?(?:years?|mons?|days?)/
+const NUMBER_TEXT = /^-?\d+(?:\.\d+)?$/
 
 /**
  * Past a dataset's timeout the server has cancelled its statement (statement_timeout) and said so;

@@ -1,6 +1,7 @@
 // `GET <path>/_schema`: a dataset's columns as JSON Schema (draft 2020-12), for a BI connector to
 // describe its fields without running a query. It describes one row as the JSON format sends it;
 // `x-bouncer-kind` keeps the database's kind (Arrow's types follow it), and a masked column says so.
+import { jsonKeys } from './formats.ts'
 import type { AppliedMask } from './masks.ts'
 import type { Column, ColumnKind } from './source.ts'
 
@@ -36,16 +37,18 @@ const JSON_TYPES: Record<ColumnKind, Record<string, unknown>> = {
 
 export function columnsSchema(dataset: SchemaSource, columns: readonly Column[], masks: readonly AppliedMask[]): Record<string, unknown> {
   const properties: Record<string, unknown> = {}
+  const keys = jsonKeys(columns) // a second `status` is `status_2` in a row, as here
   columns.forEach((column, index) => {
     const mask = masks.find((m) => m.index === index)
-    properties[column.name] = { ...JSON_TYPES[column.kind], 'x-bouncer-kind': column.kind, ...(mask ? { 'x-bouncer-mask': mask.kind } : {}) }
+    // Defined: a column named __proto__ set the object's prototype and was left out.
+    Object.defineProperty(properties, keys[index] as string, { value: { ...JSON_TYPES[column.kind], 'x-bouncer-kind': column.kind, ...(mask ? { 'x-bouncer-mask': mask.kind } : {}) }, enumerable: true, writable: true, configurable: true })
   })
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     title: dataset.id,
     type: 'object',
     properties,
-    required: columns.map((column) => column.name),
+    required: keys,
     'x-bouncer-columns': columns.map((column) => column.name),
     'x-bouncer-parameters': Object.fromEntries(Object.entries(dataset.config.params).map(([name, p]) => [name, { type: p.type, list: p.list, required: p.required }])),
     'x-bouncer-paging': dataset.config.page_size === undefined ? null : { page_size: dataset.config.page_size },

@@ -27,6 +27,11 @@ export interface RowSource {
   close(): Promise<void>
   /** The client went away: the query is cancelled in the database and its connection dropped. */
   abort(): void
+  /**
+   * As Datasource.sameKeyByCollation, asked of the query itself: at a page's end, once every row it
+   * needs is read (no read may follow), on the query's own connection and transaction.
+   */
+  sameKeyByCollation?(statement: { text: string; values: readonly unknown[] }, key: readonly string[], a: readonly KeyValue[], b: readonly KeyValue[]): Promise<boolean>
 }
 
 export interface SourceQuery {

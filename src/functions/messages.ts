@@ -9,6 +9,18 @@ export interface WorkerSetup {
   functionName: string
   /** As Lambda's context.memoryLimitInMB: a string. */
   memoryLimitInMB: string
+  /** Where the worker keeps the line it has not finished on each stream (unfinishedLine): one pair per worker. */
+  unfinished: UnfinishedLines
+}
+
+/**
+ * The line a handler left unfinished on its stdout or stderr, as UTF-8 behind its byte count (an
+ * Int32): shared memory, so the gateway reads it from a worker it terminated (a timeout) or that
+ * died. A message could not carry it: the worker would have to run to send one.
+ */
+export interface UnfinishedLines {
+  stdout: SharedArrayBuffer
+  stderr: SharedArrayBuffer
 }
 
 /** The gateway asks a worker to run the handler once. */
@@ -62,6 +74,20 @@ export function cutLine(text: string): string {
   if (text.length <= MAX_LOG_LINE) return text
   if (text.length > MAX_CUTTABLE) return `(${text.length} chars, too long to log)`
   return `${text.slice(0, MAX_LOG_LINE)}…(truncated, ${text.length} chars)`
+}
+
+/** An unfinished line's bytes at most: MAX_LOG_LINE characters of three UTF-8 bytes, what is logged of one. */
+export const UNFINISHED_BYTES = MAX_LOG_LINE * 3
+
+/** A new worker's pair, empty. */
+export function unfinishedLines(): UnfinishedLines {
+  return { stdout: new SharedArrayBuffer(4 + UNFINISHED_BYTES), stderr: new SharedArrayBuffer(4 + UNFINISHED_BYTES) }
+}
+
+/** The unfinished line kept in `shared`; '' when there is none. */
+export function unfinishedLine(shared: SharedArrayBuffer): string {
+  const length = Math.min(Atomics.load(new Int32Array(shared, 0, 1), 0), UNFINISHED_BYTES)
+  return length <= 0 ? '' : Buffer.from(shared, 4, length).toString('utf8')
 }
 
 export type FailurePhase = 'init' | 'handler' | 'response' | 'oversized'

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads'
 import type { FunctionConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { terminateThread, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
-import { cutLine, MAX_LOG_LINE, type FailureDetails, type FailurePhase, type FromWorker, type FunctionResponse, type Invoke, type InvokedFor, type WorkerSetup } from './messages.ts'
+import { cutLine, MAX_LOG_LINE, unfinishedLine, unfinishedLines, type FailureDetails, type FailurePhase, type FromWorker, type FunctionResponse, type Invoke, type InvokedFor, type UnfinishedLines, type WorkerSetup } from './messages.ts'
 import { MAX_ANSWER_BYTES } from './answer-size.ts'
 import { postedResponseProblem } from './response.ts'
 
@@ -104,7 +104,7 @@ interface Pending {
 export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): FunctionPool {
   const { logger, background } = deps
   const name = config.name
-  const setup: WorkerSetup = { module: config.module, handler: config.handler, functionName: name, memoryLimitInMB: String(config.memory) }
+  const setup: Omit<WorkerSetup, 'unfinished'> = { module: config.module, handler: config.handler, functionName: name, memoryLimitInMB: String(config.memory) }
   // The young generation is a slice of `memory`, not extra: small, so a leak reaches the old space's limit.
   const young = Math.max(1, Math.min(16, Math.floor(config.memory / 8)))
   const resourceLimits = { maxOldGenerationSizeMb: config.memory - young, maxYoungGenerationSizeMb: young }
@@ -120,6 +120,8 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let held = 0
   let nextId = 0
   let closing = false
+  /** Each worker's unfinished stdout and stderr lines, read once it has stopped mid-call. */
+  const unfinished = new WeakMap<Worker, UnfinishedLines>()
   /** The workers close() terminates: their exit is the pool's stop, not the handler's failure. */
   const stopping = new WeakSet<Worker>()
   /** Set while a reload's retirement waits for the invocations in flight. */
@@ -141,7 +143,9 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   void loaded.then((error) => error !== null && loadFailed(error))
 
   function start(slot: PoolSlot): Worker {
-    const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
+    const lines = unfinishedLines()
+    const worker = new Worker(WORKER_URL, { workerData: { ...setup, unfinished: lines } satisfies WorkerSetup, resourceLimits, env, stdout: true, stderr: true })
+    unfinished.set(worker, lines)
     slot.worker = worker
     slot.loaded = false
     slot.startedWith = environmentText
@@ -175,6 +179,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       slot.worker = null
       const pending = slot.pending
       settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
+      if (pending !== null) logUnfinished(worker, pending.request)
       if (closing && (pending === null || stopping.has(worker))) {
         // Stopped by close(), or dead on its own with nothing running: no replacement either way.
         if (pending !== null) stopped(slot, pending)
@@ -210,6 +215,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       const error = message.error === null ? null : asError(message.error)
       settleLoad(error)
       if (error !== null) loadFailed(error)
+      if (error !== null && slot.pending === null) dropWorker(slot, worker) // no call waits to hear why
       // The invocation that waited for the load: its timeout starts now (a failed load answers it).
       const waiting = slot.pending
       if (waiting !== null && error === null) armTimeout(slot, waiting)
@@ -232,6 +238,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     } else {
       logFailure(pending.request, message.phase, message.error)
       settle(slot, pending, new GatewayError('function_error', { detail: failureDetail(message.phase, message.error) }))
+      if (message.phase === 'init') return dropWorker(slot, worker)
     }
     if (message.usedBytes > memoryBytes) replaceOverMemory(slot, worker, pending.request, message.usedBytes)
   }
@@ -249,6 +256,17 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   /** An idle worker replaced: the new one started first, so the old one's exit is no longer this slot's. */
   function replaceWorker(slot: PoolSlot, worker: Worker): void {
     if (slot.worker === worker && !closing) start(slot)
+    void terminateThread(worker, `function ${name}`)
+  }
+
+  /**
+   * A worker whose module could not be loaded keeps that failure: it answered every later call 502,
+   * also once the file was back (one started while a deploy replaced it; a probe). Lambda discards
+   * such an environment: the next call starts a worker that loads the module again (one start a
+   * call while it cannot be loaded, never a loop).
+   */
+  function dropWorker(slot: PoolSlot, worker: Worker): void {
+    if (slot.worker === worker) slot.worker = null
     void terminateThread(worker, `function ${name}`)
   }
 
@@ -295,12 +313,28 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     // only to be stopped, or outlive a close already past its workers (the functions probe).
     if (!closing) start(slot)
     if (worker) void terminateThread(worker, `function ${name}`).then((ended) => {
+      logUnfinished(worker, pending.request) // read once it has stopped writing, or is held in a system call
       if (ended) return
       // V8 stops a loop, not a system call: the thread and its memory stay until it returns.
       held++
       worker.once('exit', () => held--)
       logger.error({ function: name, ...logFields(pending.request) }, `function ${name}: its timed-out worker is held in a system call (a read of a hung file system?) and cannot be stopped; it counts against the function's concurrency until it returns`)
     })
+  }
+
+  /**
+   * What the handler of a call its worker did not finish (a timeout, a crash) left unfinished on its
+   * stdout or stderr: the worker logs it when a call ends, which that one never did. Often the line
+   * that says where it was stuck (`connecting…`).
+   */
+  function logUnfinished(worker: Worker, request: InvokedFor): void {
+    const lines = unfinished.get(worker)
+    if (lines === undefined) return
+    unfinished.delete(worker) // once: a timed-out worker's exit comes after
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const text = unfinishedLine(lines[stream])
+      if (text !== '') logger[stream === 'stdout' ? 'info' : 'warn']({ function: name, ...logFields(request), stream }, cutLine(text))
+    }
   }
 
   /** An invocation whose worker the pool's close stopped. */

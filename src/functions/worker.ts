@@ -6,7 +6,7 @@ import { format } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
-import { cutLine, MAX_CUTTABLE, MAX_LOG_LINE, type FailureDetails, type FromWorker, type Invoke, type InvokedFor, type LogLevel, type WorkerSetup } from './messages.ts'
+import { cutLine, MAX_CUTTABLE, MAX_LOG_LINE, UNFINISHED_BYTES, type FailureDetails, type FromWorker, type Invoke, type InvokedFor, type LogLevel, type WorkerSetup } from './messages.ts'
 import { httpResponseOf } from './response.ts'
 
 type Handler = (event: unknown, context: LambdaContext, callback?: (err: unknown, result?: unknown) => void) => unknown
@@ -107,12 +107,31 @@ for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', '
 }
 
 /**
+ * A string written with an encoding that names its bytes (`write(text, 'hex')`): logged as the text
+ * those bytes are, as a terminal shows them, not the hex or base64 digits themselves (a probe).
+ */
+function bytesNamed(encoding: unknown): encoding is BufferEncoding {
+  return typeof encoding === 'string' && Buffer.isEncoding(encoding) && !/^utf-?8$/i.test(encoding)
+}
+
+/**
  * What the handler writes to process.stdout/stderr itself (console.table, console.dir, …
  * too): the same lines, cut and budget as console's, instead of the worker's own stdio, which
  * copies every byte to the gateway's thread. Answers what logs a line left unfinished.
  */
-function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', level: LogLevel): () => void {
+function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', level: LogLevel, shared: SharedArrayBuffer): () => void {
   let partial = ''
+  // `partial` as UTF-8 in memory the gateway reads when this worker is terminated or dies mid-call
+  // (messages.ts UnfinishedLines): a timed-out handler's last line was lost (a probe).
+  const mirrorLength = new Int32Array(shared, 0, 1)
+  const mirrorBytes = new Uint8Array(shared, 4, UNFINISHED_BYTES)
+  let mirrored = 0
+  /** `added` is what `partial` gained; `restart`: it began anew with it. */
+  const mirror = (added: string, restart: boolean) => {
+    if (restart) mirrored = 0
+    if (added !== '' && mirrored < UNFINISHED_BYTES) mirrored += utf8.encodeInto(added, mirrorBytes.subarray(mirrored)).written
+    Atomics.store(mirrorLength, 0, mirrored)
+  }
   /**
    * The invocation that began the unfinished line: it is logged under that one's request id, at the
    * end of it or when another writes. It waited for the next line break, whoever wrote it, and went
@@ -127,31 +146,36 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
   const flush = () => {
     line(partial + decoder.end(), partialOwner)
     partial = ''
+    mirror('', true)
   }
   stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
     if (partialOwner !== running) flush()
     partialOwner = running
     const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength
     // Not scanned for lines: that would flatten a rope of any length (messages.ts MAX_CUTTABLE).
-    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk === 'string' ? chunk : decoder.write(chunk)
+    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk !== 'string' ? decoder.write(chunk) : bytesNamed(encoding) ? decoder.write(Buffer.from(chunk, encoding)) : chunk
     let at = 0
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
       line(partial + text.slice(at, nl))
       partial = ''
       at = nl + 1
     }
-    partial += text.slice(at)
+    const added = text.slice(at)
+    partial += added
     if (partial.length > MAX_LOG_LINE) {
       line(partial)
       partial = ''
     }
+    if (at > 0 || partial === '') mirror(partial, true)
+    else mirror(added, false)
     const done = typeof encoding === 'function' ? encoding : callback
     if (typeof done === 'function') process.nextTick(done as () => void)
     return true
   }) as NodeJS.WriteStream['write']
   return flush
 }
-const flushUnfinishedLines = [captureStream(process.stdout, 'stdout', 'info'), captureStream(process.stderr, 'stderr', 'warn')]
+const utf8 = new TextEncoder()
+const flushUnfinishedLines = [captureStream(process.stdout, 'stdout', 'info', setup.unfinished.stdout), captureStream(process.stderr, 'stderr', 'warn', setup.unfinished.stderr)]
 
 /**
  * The worker's JS heap in use and its memory outside it (Buffers, ArrayBuffers), which `memory`'s
