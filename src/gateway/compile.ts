@@ -428,15 +428,15 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     introspection,
     own: ownTokens(config, signing),
   })
-  const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
+  const forwarded = config.server.forwarded_client_cert
+  const fields = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
+  const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens, fields)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
   if (signIn) verifiers.set('session', signIn.verifier)
   const certificateIssuers = x509Issuers(config).map((issuer): X509Issuer => ({
     name: issuer.name,
     cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
   }))
-  const forwarded = config.server.forwarded_client_cert
-  const fields = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
   if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields, { baseUrl: config.sign_in?.base_url, hosts: config.server.hosts }))
   return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers }
 }

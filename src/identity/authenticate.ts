@@ -8,7 +8,8 @@ import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../error
 import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 import type { AcceptedCredential } from '../config/index.ts'
 import type { CredentialKind, Identity } from '../request/index.ts'
-import { hasAccessTokenParameter, type PeerConnection, type TokenVerifier } from './verify.ts'
+import { hasAccessTokenParameter, type TokenVerifier } from './verify.ts'
+import { presentedCertificate, type ForwardedClientCert } from './x509.ts'
 
 /** The parts of a request a credential may be read from, and nothing else. */
 export interface CredentialInput {
@@ -193,9 +194,10 @@ function notConfigured(accept: readonly AcceptedCredential[]): GatewayError {
 /**
  * Bearer tokens from the configured issuers (verify.ts: JWTs, and opaque tokens by introspection):
  * the default credential. `Authorization: Bearer bk_…` is an API key, not a bearer token: it is
- * the api_key verifier's, and absent to this one.
+ * the api_key verifier's, and absent to this one. `forwarded`: server.forwarded_client_cert, where a
+ * certificate-bound token's certificate comes from behind a TLS-terminating proxy.
  */
-export function bearerVerifier(tokens: TokenVerifier): CredentialVerifier {
+export function bearerVerifier(tokens: TokenVerifier, forwarded: ForwardedClientCert | null = null): CredentialVerifier {
   return {
     kind: 'bearer',
     // A token in the query string counts as present, so that it is refused (400), not ignored.
@@ -203,7 +205,7 @@ export function bearerVerifier(tokens: TokenVerifier): CredentialVerifier {
     presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || (input.query !== '' && hasAccessTokenParameter(input.query)),
     async authenticate(input) {
       const authorization = input.headers?.authorization
-      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query, input.socket as PeerConnection)
+      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query, presentedCertificate(input, forwarded))
       // A token the gateway issued by token exchange is a bearer token too; the audit record tells them apart.
       return { identity, credential: identity.grantedRoles === undefined ? 'bearer' : 'exchanged' }
     },

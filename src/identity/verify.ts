@@ -10,7 +10,7 @@
 //
 // Everything before the signature check reads attacker-controlled bytes, so it is linear in the
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
-import { hash, type X509Certificate } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { CompactJWSHeaderParameters, JWTPayload, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
 import { jose } from './jose.ts'
 import { createLru } from '../collections/index.ts'
@@ -19,6 +19,7 @@ import { GatewayError, oauthErrorText, truncateClientValue, type ErrorCode } fro
 import { bearerToken } from '../http/index.ts'
 import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import { ClientCertFieldError } from './client-cert-field.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, keyRemovalCount, type IssuerKeys } from './issuers.ts'
@@ -50,16 +51,18 @@ export interface VerifierOptions {
 export interface TokenVerifier {
   /**
    * Throws GatewayError (401 codes, 400 for ambiguous requests, 503 when keys cannot be had).
-   * `connection`: the client's, whose certificate a certificate-bound token must come with
-   * (senderConstraint); without it such a token is refused.
+   * `certificate`: the client's, which a certificate-bound token must come with (senderConstraint);
+   * without it such a token is refused.
    */
-  verify(authorization: string | undefined, query: string, connection?: PeerConnection): Promise<Identity>
+  verify(authorization: string | undefined, query: string, certificate?: PresentedCertificate): Promise<Identity>
 }
 
-/** What a TLS connection (node:tls TLSSocket) offers of its client certificate. */
-export interface PeerConnection {
-  getPeerX509Certificate?(): X509Certificate | undefined
-}
+/**
+ * The DER of the client certificate the request presents (the TLS connection's, or the one a
+ * trusted TLS-terminating proxy forwards: x509.ts, presentedCertificate), undefined for none; throws
+ * ClientCertFieldError for a forwarded field it cannot read. Asked only for a certificate-bound token.
+ */
+export type PresentedCertificate = () => Buffer | undefined
 
 /** What the checks before any key need of an issuer (checkWithoutKey). */
 export interface KeyFreeRule {
@@ -115,10 +118,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // actor, so that a cached answer keeps one object and its roles are resolved once (roles.ts).
   const withActor = new WeakMap<Identity, Identity>()
 
-  async function verify(authorization: string | undefined, query: string, connection?: PeerConnection): Promise<Identity> {
+  async function verify(authorization: string | undefined, query: string, certificate?: PresentedCertificate): Promise<Identity> {
     const identity = await verifyToken(authorization, query)
-    // Checked at every request, cached verification or not: it is the connection's, not the token's.
-    if (identity.claims.cnf !== undefined) senderConstraint(identity.claims.cnf, connection)
+    // Checked at every request, cached verification or not: it is the request's, not the token's.
+    if (identity.claims.cnf !== undefined) senderConstraint(identity.claims.cnf, certificate)
     return identity
   }
 
@@ -313,12 +316,13 @@ function bearerTokenOf(authorization: string | undefined): string {
  * A sender-constrained token (its `cnf` binds it to a key its holder proves possession of) is no
  * bearer token: taken as one, a stolen DPoP- or certificate-bound token let its thief in, the very
  * theft binding exists to defeat (found by a probe). Bound to a client certificate (RFC 8705 §3:
- * `x5t#S256`, the SHA-256 of its DER), it counts over a connection that presents that certificate;
+ * `x5t#S256`, the SHA-256 of its DER), it counts with a request that presents that certificate (over
+its TLS connection, or forwarded by a trusted proxy that terminated TLS, RFC 9440);
  * a DPoP-bound one (`jkt`) is sent with the DPoP scheme (RFC 9449 §7.1), which the gateway does not
  * take; any other binding is one it cannot check. Never a token's own refusal to keep (an
  * introspection answer, a cached verification): the same token may come over another connection.
  */
-function senderConstraint(cnf: unknown, connection: PeerConnection | undefined): void {
+function senderConstraint(cnf: unknown, presented: PresentedCertificate | undefined): void {
   const members = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? Object.keys(cnf) : null
   if (members === null) throw unauthorized('malformed_token', 'The token\'s cnf claim is not an object (RFC 7800 §3.1).')
   if ('jkt' in (cnf as object)) {
@@ -329,12 +333,18 @@ function senderConstraint(cnf: unknown, connection: PeerConnection | undefined):
     throw unauthorized('malformed_token', `The token is bound to a key the gateway cannot check (cnf.${truncateClientValue(unchecked[0] as string, 32)}): it is not a bearer token.`)
   }
   const expected = (cnf as Record<string, unknown>)['x5t#S256']
-  const certificate = connection?.getPeerX509Certificate?.()
-  if (certificate === undefined) {
+  let der: Buffer | undefined
+  try {
+    der = presented?.()
+  } catch (err) {
+    if (!(err instanceof ClientCertFieldError)) throw err
+    throw unauthorized('client_cert_required', `The token is bound to a client certificate (cnf.x5t#S256, RFC 8705), and the forwarded one cannot be read: ${err.message}`)
+  }
+  if (der === undefined) {
     throw unauthorized('client_cert_required', 'The token is bound to a client certificate (cnf.x5t#S256, RFC 8705): send it over a TLS connection presenting that certificate.')
   }
-  if (typeof expected !== 'string' || hash('sha256', certificate.raw, 'base64url') !== expected) {
-    throw unauthorized('client_cert_required', 'The token is bound to another client certificate than the one this connection presents (cnf.x5t#S256, RFC 8705).')
+  if (typeof expected !== 'string' || hash('sha256', der, 'base64url') !== expected) {
+    throw unauthorized('client_cert_required', 'The token is bound to another client certificate than the one this request presents (cnf.x5t#S256, RFC 8705).')
   }
 }
 

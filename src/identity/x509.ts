@@ -22,6 +22,7 @@ import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput,
 import { MAX_CHAIN_DEPTH, verifyCertificatePath } from './certificate-path.ts'
 import { ClientCertFieldError, parseClientCertChainField, parseClientCertField } from './client-cert-field.ts'
 import { checkOrigin, forgeable, publicOrigin, type OriginSettings } from './origin.ts'
+import type { PresentedCertificate } from './verify.ts'
 
 /** An x509 issuer: its name (trust rules' `issuer`) and the CA certificates it vouches for. */
 export interface X509Issuer {
@@ -195,6 +196,26 @@ function whyOutOfDates(outcome: Exclude<PeerOutcome, { refusal: string }>, nowMs
   if (nowMs > outcome.caNotAfterMs) return `The client certificate chains to a CA certificate that expired at ${new Date(outcome.caNotAfterMs).toISOString()}.`
   if (nowMs < outcome.caNotBeforeMs) return `The client certificate chains to a CA certificate that is not valid before ${new Date(outcome.caNotBeforeMs).toISOString()}.`
   return null
+}
+
+/**
+ * The client certificate a certificate-bound token (cnf.x5t#S256, RFC 8705) must come with, for
+ * verify.ts's senderConstraint. From a trusted proxy with server.forwarded_client_cert, its
+ * Client-Cert field's DER (RFC 9440 §3: the connection's own certificate is then the proxy's); on a
+ * forward-auth check otherwise, none (its connection is the proxy's, as for client_cert above);
+ * else the TLS connection's. Its chain is not checked: the binding is to that certificate whatever
+ * it chains to (RFC 8705 §2.2 allows self-signed ones), and the proxy, or the handshake, proved its
+ * key. Read only when a token is bound: one field's base64, no X.509 parse.
+ */
+export function presentedCertificate(input: CredentialInput, forwarded: ForwardedClientCert | null): PresentedCertificate {
+  return () => {
+    if (forwarded !== null && input.viaTrustedProxy === true) {
+      const lines = headerLines(input.rawHeaders, forwarded.header.toLowerCase())
+      return lines.length === 0 ? undefined : parseClientCertField(lines, forwarded.header)
+    }
+    if (input.forwardAuth === true) return undefined
+    return peerCertificate(input.socket as TlsConnection)?.raw
+  }
 }
 
 function peerCertificate(connection: TlsConnection): X509Certificate | undefined {

@@ -55,7 +55,7 @@ beforeAll(async () => {
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp' }], policies: ['read-orders'] }],
     policies: [{ name: 'read-orders', statements: [{ sid: 'ReadOrders', effect: 'allow', actions: ['GET'], routes: ['orders', 'limited'] }] }],
     limits: [{ name: 'one-a-minute', key: 'principal', rate: '1/m', burst: 1 }],
-    upstreams: [{ name: 'orders-api', url: api.url, identity_assertion: true, headers: { 'X-Api-Key': 'orders-api-key-42' } }],
+    upstreams: [{ name: 'orders-api', url: api.url, identity_assertion: true, headers: { 'X-Upstream-Key': 'orders-api-key-42' } }],
     routes: [
       { id: 'orders', methods: ['GET', 'POST'], path: '/orders/*', upstream: 'orders-api' },
       { id: 'admin', path: '/admin/*', upstream: 'orders-api' },
@@ -183,12 +183,12 @@ describe.each(proxies)('forward-auth behind %s', (name, binary, start) => {
 
   it.runIf(available)('an allowed request reaches the API with the assertion and the credential, without the client\'s token or forged assertion', async () => {
     const path = `/orders/${name}-1?page=2`
-    const { status, reached } = await call(proxy, path, { authorization: `Bearer ${token}`, 'x-bouncer-assertion': 'forged', 'x-api-key': 'the-clients-own' })
+    const { status, reached } = await call(proxy, path, { authorization: `Bearer ${token}`, 'x-bouncer-assertion': 'forged', 'x-upstream-key': 'the-clients-own' })
     expect(status).toBe(200)
     expect(reached).toHaveLength(1)
     const headers = reached[0]!.headers
     expect(reached[0]!.url).toBe(path)
-    expect(headers['x-api-key']).toBe('orders-api-key-42')
+    expect(headers['x-upstream-key']).toBe('orders-api-key-42')
     expect(headers.authorization).toBeUndefined()
     expect(decodeJwt(String(headers['x-bouncer-assertion']))).toMatchObject({ aud: 'orders-api', sub: 'looker-reports', roles: ['reports'] })
     expect(await auditOf(`/orders/${name}-1`, 1)).toEqual([expect.objectContaining({
@@ -200,7 +200,7 @@ describe.each(proxies)('forward-auth behind %s', (name, binary, start) => {
     for (const path of ['/.bouncer/auth', '/.bouncer/auth/health']) {
       const { status, headers, reached } = await call(proxy, path, { 'x-original-method': 'GET', 'x-original-uri': '/health' })
       expect(status, path).toBeGreaterThanOrEqual(400)
-      expect(headers['x-api-key'], path).toBeUndefined()
+      expect(headers['x-upstream-key'], path).toBeUndefined()
       expect(reached, path).toEqual([])
     }
   })
@@ -209,7 +209,7 @@ describe.each(proxies)('forward-auth behind %s', (name, binary, start) => {
     const { status, reached } = await call(proxy, '/health', { 'x-bouncer-assertion': 'forged' })
     expect(status).toBe(200)
     expect(reached[0]!.headers['x-bouncer-assertion']).toBeUndefined()
-    expect(reached[0]!.headers['x-api-key']).toBe('orders-api-key-42')
+    expect(reached[0]!.headers['x-upstream-key']).toBe('orders-api-key-42')
   })
 
   it.runIf(available)('no token: 401 with WWW-Authenticate, and the API is not reached', async () => {

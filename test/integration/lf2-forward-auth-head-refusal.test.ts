@@ -33,7 +33,7 @@ beforeAll(async () => {
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'ReadOrders', effect: 'allow', actions: ['GET'], routes: ['orders'] }] }],
-    upstreams: [{ name: 'orders-api', url: api.url, headers: { 'X-Api-Key': 'orders-api-key-42' } }],
+    upstreams: [{ name: 'orders-api', url: api.url, headers: { 'X-Upstream-Key': 'orders-api-key-42' } }],
     routes: [
       { id: 'orders', methods: ['GET'], path: '/orders/*', upstream: 'orders-api' },
       { id: 'health', path: '/health', upstream: 'orders-api', public: true },

@@ -8,7 +8,7 @@
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue } from '../../errors/index.ts'
-import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type PeerConnection, type TokenVerifier } from '../../identity/index.ts'
+import { checkClaims, createTokenVerifier, presentedCertificate, type ForwardedClientCert, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
 import type { AuthFailureGuard } from '../../limits/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
@@ -37,6 +37,9 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   // The gateway's own tokens are taken here only while the exchange issues them for this resource:
   // the probe found those issued before a reload that dropped mcp.resource from
   // token_exchange.audiences still served (their streams kept), up to their lifetime.
+  const forwarded = config.server.forwarded_client_cert
+  // A certificate-bound token's certificate behind a TLS-terminating proxy, as on routes (x509.ts).
+  const fields: ForwardedClientCert | null = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
   const ownTokens = deps.own && exchangeIssuesFor(config, mcp.resource) ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null
   const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
   const metadataUrl = `${resource.origin}${metadataPath}`
@@ -89,7 +92,8 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     }),
     async authenticate(ctx) {
       const authorization = ctx.headers?.authorization
-      const verify = () => tokens.verify(authorization, ctx.query, ctx.connection as PeerConnection)
+      const certificate = presentedCertificate({ headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, viaTrustedProxy: ctx.viaTrustedProxy }, fields)
+      const verify = () => tokens.verify(authorization, ctx.query, certificate)
       let identity
       try {
         identity = await (deps.authFailures ? deps.authFailures.guarded(ctx.clientIp, verify) : verify())

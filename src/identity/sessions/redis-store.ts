@@ -67,6 +67,9 @@ return ended`
 const SIGN_IN_KEY = `redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])`
 
+/** A replica's refusal of a write (a script's, since Redis 7 before it runs; inside its error before). */
+const READ_ONLY = /\bREADONLY\b/
+
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes; callers wait `timeoutMs` (guard). */
 const BACKSTOP_MS = 30_000
 
@@ -82,20 +85,41 @@ export interface RedisSessionStoreOptions {
 export function openRedisSessionStore(options: RedisSessionStoreOptions): SessionStore {
   // Loaded only when configured, as the limits store does.
   const { Redis } = createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisClient }
+  let lastErrorLog = 0
+  // For /readyz (store.ts, status): every session request waits on Redis, so an outage is named there.
+  let state = 'connecting'
+  /**
+   * Since the last READONLY, until a write is answered: the connections made again lead to a
+   * replica still (no failover moved the address), and /readyz says so rather than "ready".
+   */
+  let readOnly = false
+  /** A READONLY answer: said on /readyz and logged (every 10 s at most), and the connection made again. */
+  function readOnlyAnswer(err: Error): boolean {
+    if (!READ_ONLY.test(err.message)) return false
+    readOnly = true
+    state = 'unavailable: Redis answers READONLY, a replica (a failover?): connecting again'
+    if (Date.now() - lastErrorLog > 10_000) {
+      lastErrorLog = Date.now()
+      options.logger?.warn({ store: 'redis', err }, 'the session store is a read-only replica: connecting again, to wherever its address leads')
+    }
+    return true
+  }
   const client = new Redis(options.url, {
     maxRetriesPerRequest: 1,
     commandTimeout: Math.max(options.timeoutMs, BACKSTOP_MS),
     connectTimeout: Math.max(options.timeoutMs, 1_000),
     lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 100, 2_000),
+    // A primary demoted by a failover keeps its clients and answers every write READONLY: kept, every
+    // sign-in, refresh and recorded use failed for as long as the connection lived, while the address
+    // (a managed Redis's primary endpoint, a DNS name) led new connections to the new primary. Made
+    // again instead, as the limits store's is. Not sent again: a replica would answer it the same.
+    reconnectOnError: readOnlyAnswer,
   })
   const idle = new IdleTimeout(options.idleMs)
-  let lastErrorLog = 0
-  // For /readyz (store.ts, status): every session request waits on Redis, so an outage is named there.
-  let state = 'connecting'
   let connectedOnce = false
   client.on('ready', () => {
-    state = 'ready'
+    if (!readOnly) state = 'ready'
     connectedOnce = true
   })
   client.on('close', () => {
@@ -136,6 +160,16 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     }
   }
 
+  /** A write: one answered shows the store is a primary again (a replica answers reads too). */
+  async function write<T>(work: () => Promise<T>): Promise<T> {
+    const answer = await guard(work)
+    if (readOnly) {
+      readOnly = false
+      state = 'ready'
+    }
+    return answer
+  }
+
   function parse(id: string, data: string | null, seen: string | null, until: string | null): SessionRecord | undefined {
     if (data === null) return undefined
     let record: SessionRecord
@@ -163,32 +197,32 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       })
     },
     put(record) {
-      return guard(async () => {
+      return write(async () => {
         const ttl = Math.max(1, record.expiresAt - Date.now())
         await client.eval(PUT, 2, sessionKey(record.id), personKey(record), JSON.stringify(record), String(record.lastSeenAt), String(ttl), record.id, String(record.createdAt), String(SESSIONS_PER_PERSON), `${options.prefix}s:`, record.idleUntil === undefined ? '' : String(record.idleUntil))
       })
     },
     update(record) {
-      return guard(async () => {
+      return write(async () => {
         const ttl = Math.max(1, record.expiresAt - Date.now())
         return (await client.eval(UPDATE, 1, sessionKey(record.id), JSON.stringify(record), String(record.lastSeenAt), String(ttl), record.idleUntil === undefined ? '' : String(record.idleUntil))) === 1
       })
     },
     claimRefresh(id, until, now) {
-      return guard(async () => (await client.set(refreshClaim(id), String(until), 'PX', Math.max(1, until - now), 'NX')) === 'OK')
+      return write(async () => (await client.set(refreshClaim(id), String(until), 'PX', Math.max(1, until - now), 'NX')) === 'OK')
     },
     releaseRefresh(claim, until) {
-      return guard(async () => {
+      return write(async () => {
         await client.eval(RELEASE, 1, refreshClaim(claim), String(until))
       })
     },
     touch(id, at) {
-      return guard(async () => {
+      return write(async () => {
         await client.eval(TOUCH, 1, sessionKey(id), String(at), String(at + idle.ms))
       })
     },
     delete(id) {
-      return guard(async () => (await client.del(sessionKey(id))) > 0)
+      return write(async () => (await client.del(sessionKey(id))) > 0)
     },
     list(now) {
       // Each command within the store's timeout: a Redis that took the connection and never answered
@@ -212,7 +246,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       }, false)
     },
     signInKey() {
-      return guard(async () => Buffer.from((await client.eval(SIGN_IN_KEY, 1, signInKeyName, randomBytes(32).toString('base64url'))) as string, 'base64url'))
+      return write(async () => Buffer.from((await client.eval(SIGN_IN_KEY, 1, signInKeyName, randomBytes(32).toString('base64url'))) as string, 'base64url'))
     },
     status: () => state,
     answeredOnce: () => connectedOnce,
