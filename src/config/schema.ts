@@ -173,7 +173,7 @@ const server = z.strictObject({
    * a load balancer's idle timeout would. None by default: a tunnel lasts as long as its ends keep it.
    */
   websocket_idle_timeout: clientTimeout.optional(),
-  /** Bytes of one upstream answer held in memory for a client slower than its upstream, so the upstream connection is not held too (0: none). */
+  /** Bytes of upstream answers held in memory for a client slower than its upstream, one connection's answers together, so the upstream connection is not held too (0: none). */
   response_buffer_bytes: z.number().int().min(0).max(1_073_741_824).default(262_144),
   /** All answers' held bytes together, per process (each worker its own). */
   response_buffer_total_bytes: z.number().int().min(0).default(67_108_864),

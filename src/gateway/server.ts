@@ -4,7 +4,7 @@
 // refuses most smuggling shapes, and `request-headers.ts` refuses the rest.
 import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type Server, type ServerOptions } from 'node:http'
+import { createServer, IncomingMessage, Server as HttpServer, ServerResponse, type Server, type ServerOptions } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { constants as h2constants, createSecureServer, type Http2Session } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
@@ -109,6 +109,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     // noise (bare 58.3 / 59.2, full pipeline 98.0 / 100.8).
     res.setTimeout(state.runtime.config.server.send_timeout)
     res.on('timeout', overHttp2(req) ? cutStreamIfStalled : cutIfStalled)
+    if (upgradeIgnored(req)) res.shouldKeepAlive = false
     return handle(state, createContext(req, res))
   }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -243,9 +244,40 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   }
 }
 
+/** What node:http's parser said of a request's Upgrade (and Connection: upgrade), before the listener's choice below. */
+const ASKED_UPGRADE = Symbol('askedUpgrade')
+
+/**
+ * node:http's request, upgraded only to WebSocket (CONNECT stays its own event, refused there). Any
+ * other Upgrade (h2c: `curl --http2 http://…`, Java's HttpClient on every http:// URL) is served as
+ * the HTTP/1.1 request it also is, as RFC 9110 §7.8 allows and nginx does: handed over as a switch,
+ * it was refused 400 on every route, its body never read. node:http's parser sets `upgrade`, then
+ * reads it to decide.
+ */
+class GatewayIncomingMessage extends IncomingMessage {}
+Object.defineProperty(GatewayIncomingMessage.prototype, 'upgrade', {
+  get(this: IncomingMessage & { [ASKED_UPGRADE]?: boolean | null }) {
+    return this[ASKED_UPGRADE] === true && (this.method === 'CONNECT' || this.headers.upgrade?.toLowerCase() === 'websocket')
+  },
+  set(this: IncomingMessage & { [ASKED_UPGRADE]?: boolean | null }, value: boolean | null) {
+    this[ASKED_UPGRADE] = value
+  },
+})
+
+/**
+ * A request whose Upgrade was not taken. node:http's parser still reads what follows its head (its
+ * body's end) as the other protocol: a request pipelined behind it was dropped unanswered, and the
+ * next one's answer read as its. Its connection closes after the answer.
+ */
+function upgradeIgnored(req: IncomingMessage): boolean {
+  const read = req as IncomingMessage & { [ASKED_UPGRADE]?: boolean | null; upgrade?: boolean }
+  return read[ASKED_UPGRADE] === true && read.upgrade !== true
+}
+
 /** The options every HTTP/1.1 connection is read with, on any listener. */
 function http1Options(settings: ServerConfig): ServerOptions {
   return {
+    IncomingMessage: GatewayIncomingMessage,
     maxHeaderSize: settings.max_header_bytes,
     insecureHTTPParser: false,
     // Checked in the pipeline instead, so the refusal is a problem+json like every other.
@@ -273,7 +305,8 @@ function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined):
     const server = createHttpsServer({ ...http1Options(settings), ...tlsOptions, ALPNProtocols: ['http/1.1'] }) as unknown as Server
     return { server, http2: false, leaf: material.leaf, closeIdleConnections: () => server.closeIdleConnections() }
   }
-  const server = createSecureServer({ ...http1Options(settings), ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
+  // node:http2 takes the HTTP/1.1 request class under another name.
+  const server = createSecureServer({ ...http1Options(settings), Http1IncomingMessage: GatewayIncomingMessage, ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
   // node:http2 closes idle HTTP/1.1 connections too (allowHTTP1), though its types do not say so.
   const idle = server as unknown as { closeIdleConnections(): void }
   return { server: server as unknown as Server, http2: true, leaf: material.leaf, closeIdleConnections: () => idle.closeIdleConnections() }

@@ -339,7 +339,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   /** Whether `bytes` the client has not taken yet may wait in memory, the upstream read on (response-buffer.ts). */
   #held(bytes: number): boolean {
-    const buffer = (this.#buffer ??= new ResponseBuffer(this.#bufferLimits))
+    const buffer = (this.#buffer ??= new ResponseBuffer(this.#bufferLimits, this.#ctx.connection))
     const res = this.#ctx.res
     const first = !buffer.holding
     if (!buffer.take(bytes)) return false

@@ -60,7 +60,7 @@ describe('refused before they reach the upstream', () => {
     ['an encoded NUL', `GET /a%00.json HTTP/1.1\r\n${H}\r\n`, 400],
     ['encoded CR LF (header injection)', `GET /a%0D%0AX-Injected:%201 HTTP/1.1\r\n${H}\r\n`, 400],
     ['invalid percent-encoding', `GET /a%G1 HTTP/1.1\r\n${H}\r\n`, 400],
-    ['an h2c upgrade', `GET /x HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`, 400],
+    // An h2c upgrade is served as HTTP/1.1, its Upgrade not forwarded: fd3-h2c-upgrade-ignored.test.ts.
     ['a WebSocket upgrade on a route that does not allow it', `GET /x HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, 400],
     ['an unsupported Expect', `POST /x HTTP/1.1\r\n${H}Expect: 200-ok\r\nContent-Length: 2\r\n\r\nhi`, 400],
     ['headers over max_header_bytes', `GET /x HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(5000)}\r\n\r\n`, 431],
