@@ -36,7 +36,7 @@ import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import { reloadRefusedCheck } from '../readiness.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
-import { ask, askEach, pickHeaders, pipeTo, refusedConnection, type Answer, type Asked } from './worker-admin.ts'
+import { ask, askEach, pickHeaders, pipeTo, refusedConnection, WorkerSilent, type Answer, type Asked } from './worker-admin.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 import { mergeCatalogs } from './catalog-merge.ts'
 import { MIGRATE_REQ_SYSCTL, queuedConnectionsWarning } from './queued-connections.ts'
@@ -711,16 +711,24 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function readyz(res: ServerResponse): Promise<void> {
     const checks: Record<string, string> = {}
     let ready = !stopping
-    const answers = await Promise.all(slots.map((slot) => (slot.state === 'running' ? ask(slot, 'GET', '/readyz', undefined, WORKER_SCRAPE_MS).catch(() => null) : null)))
+    // A worker that gives no answer is said so with the bound waited (it was a bare "not ready"), as
+    // the limits store's check says its silence; one that answered not ready says so with its checks.
+    const unanswered = (err: unknown) => (err instanceof WorkerSilent ? `not ready: no answer within ${WORKER_SCRAPE_MS} ms` : `not ready: could not be asked: ${(err as Error).message}`)
+    const answers = await Promise.all(slots.map((slot) => (slot.state === 'running' ? ask(slot, 'GET', '/readyz', undefined, WORKER_SCRAPE_MS).catch(unanswered) : null)))
     slots.forEach((slot, i) => {
       if (slot.state !== 'running') {
         checks[slot.id] = slot.state
         return
       }
       const answer = answers[i]
-      const body = answer ? (JSON.parse(answer.body) as { checks?: Record<string, string> }) : {}
-      if (answer?.status !== 200) ready = false
-      checks[slot.id] = answer?.status === 200 ? 'ready' : 'not ready'
+      if (typeof answer === 'string' || answer === null || answer === undefined) {
+        ready = false
+        checks[slot.id] = answer ?? 'not ready'
+        return
+      }
+      const body = JSON.parse(answer.body) as { checks?: Record<string, string> }
+      if (answer.status !== 200) ready = false
+      checks[slot.id] = answer.status === 200 ? 'ready' : 'not ready'
       for (const [name, value] of Object.entries(body.checks ?? {})) checks[`${slot.id}:${name}`] = value
     })
     // Ready while at least one worker serves: a worker being replaced does not take the port away.
