@@ -60,6 +60,14 @@ export function failedClaim(conditions: readonly ClaimCondition[] | null, claims
   return null
 }
 
+/**
+ * For explanations: the conditions a deny holds only because the token withholds their claim
+ * (failedClaim's `withheldHolds`): bouncer explain showed such a deny as matching with no word why.
+ */
+export function withheldHeld(conditions: readonly ClaimCondition[] | null, claims: Readonly<Record<string, unknown>>): string[] {
+  return (conditions ?? []).filter((c) => claimValue(claims, c.name) === undefined && isWithheld(claims, c.name)).map((c) => c.name)
+}
+
 /** A claim whose value the token names another source for (`_claim_names`), not carried in it. */
 function isWithheld(claims: Readonly<Record<string, unknown>>, name: string): boolean {
   const names = claims._claim_names

@@ -1,4 +1,4 @@
-export { describeClaimMismatch } from './claims.ts'
+export { describeClaimMismatch, withheldHeld } from './claims.ts'
 export { decide, type AccessDecision } from './decide.ts'
 export { accessDenied, compileAccess, evaluateAccess, type AccessControl, type AccessResult } from './evaluate.ts'
 export { indexByRoute } from './policies.ts'

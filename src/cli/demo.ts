@@ -3,6 +3,7 @@
 import type { Command } from 'commander'
 import { ConfigError } from '../instance/index.ts'
 import type { RunningDemo } from '../demo/index.ts'
+import { LogLevelError, logLevelFromEnv } from '../telemetry/index.ts'
 import { printable } from '../text/index.ts'
 import { portArgument } from './port-argument.ts'
 import { UserError } from './user-error.ts'
@@ -43,6 +44,14 @@ export function registerDemo(program: Command): void {
     .option('--data-dir <path>', 'master key, secrets and audit log', './data')
     .option('--no-tour', 'start everything but skip the tour')
     .action(async (flags: DemoFlags) => {
+      // A BOUNCER_LOG_LEVEL that names no level is the user's to fix, as serve says: refused before
+      // the demo writes its data directory or listens (it was "internal error").
+      try {
+        if (process.env.BOUNCER_LOG_LEVEL) logLevelFromEnv()
+      } catch (err) {
+        if (err instanceof LogLevelError) throw new UserError(err.message)
+        throw err
+      }
       const { startDemo, runTour, consoleLine, providerAccounts } = await demoModules()
       let demo: RunningDemo
       try {

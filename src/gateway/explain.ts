@@ -8,7 +8,7 @@ import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
 import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
+import { describeClaimMismatch, withheldHeld, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
 import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, untrustedProviderRefusal, valueNestsTooDeep,
@@ -300,7 +300,10 @@ export function describeStatements(roles: readonly string[], policy: RoutePolicy
         continue
       }
       const why = describeMismatch(statementMismatch(statement, method, ip, claims), statement, method, ip, claims)
-      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why })
+      // A deny that holds on a claim the token withholds says so in its free text (it matched, unexplained).
+      const withheld = why === null && statement.effect === 'deny' ? withheldHeld(statement.claims, claims) : []
+      const note = withheld.length === 0 ? null : `claim ${withheld.join(', ')} ${withheld.length === 1 ? 'is' : 'are'} withheld by the token (_claim_names points to another source): a deny's condition on ${withheld.length === 1 ? 'it holds' : 'them hold'}, failing closed`
+      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why: why ?? note })
     }
   }
   return [...seen.entries()].sort(([a], [b]) => a.order - b.order).map(([, entry]) => entry)
@@ -599,7 +602,7 @@ export function formatExplanation(e: Explanation): string {
     if (e.statements.length === 0) row('', '(none)')
     for (const s of e.statements) {
       const on = s.route === undefined ? '' : ` on ${s.route}`
-      row('', `${s.matched ? '+' : '-'} ${s.effect.padEnd(5)} ${s.sid}${on} (policy ${s.policy}, ${s.agent ? 'the agent\'s role' : 'role'} ${s.roles.join(', ')}): ${s.matched ? 'matches' : `does not match: ${s.why}`}`)
+      row('', `${s.matched ? '+' : '-'} ${s.effect.padEnd(5)} ${s.sid}${on} (policy ${s.policy}, ${s.agent ? 'the agent\'s role' : 'role'} ${s.roles.join(', ')}): ${s.matched ? `matches${s.why ? ` (${s.why})` : ''}` : `does not match: ${s.why}`}`)
     }
   }
   row('Decision', `${e.decision.effect.toUpperCase()}: ${e.decision.reason}`)

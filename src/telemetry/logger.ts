@@ -192,6 +192,31 @@ function fileDestination(fd: number) {
   return isMainThread ? pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES }) : pino.destination({ fd, sync: true })
 }
 
+/** Lines dropped at LOG_BUFFER_BYTES since the process started: bouncer_log_lines_dropped_total. */
+let droppedLines = 0
+
+export function droppedLogLines(): number {
+  return droppedLines
+}
+
+/**
+ * Counts the lines the queue drops (they were counted nowhere: a quiet log could not be told from
+ * a lossy one), and once it has been written out (the reader reads again), says how many in one line.
+ */
+function countDrops(stream: ReturnType<typeof pino.destination>, logger: Logger): void {
+  let lost = 0
+  stream.on('drop', () => {
+    droppedLines++
+    lost++
+  })
+  stream.on('drain', () => {
+    if (lost === 0) return
+    const dropped = lost
+    lost = 0
+    logger.warn({ dropped }, `${dropped} log lines were dropped: stderr was not read while ${LOG_BUFFER_BYTES / 1024 / 1024} MiB of lines waited`)
+  })
+}
+
 /**
  * Writes one warning at once, before the process ends by a signal (which no exit hook sees): queued
  * behind lines in the background (fileDestination), or behind a write held in a libuv thread pool
@@ -207,7 +232,9 @@ export function warnNow(logger: Logger, fields: object, msg: string): void {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const { level = logLevelFromEnv(), destination = 2 } = options
   const stream = typeof destination === 'number' ? fileDestination(destination) : destination
-  return pino(pinoOptions(level), stream)
+  const logger = pino(pinoOptions(level), stream)
+  if (typeof destination === 'number' && isMainThread) countDrops(stream as ReturnType<typeof pino.destination>, logger)
+  return logger
 }
 
 function pinoOptions(level: string): LoggerOptions_ {

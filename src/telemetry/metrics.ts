@@ -5,6 +5,7 @@ import { createRequire } from 'node:module'
 import type * as PromClient from 'prom-client'
 import type { Registry } from 'prom-client'
 import { BACKGROUND_TASKS, type BackgroundTask } from './background.ts'
+import { droppedLogLines } from './logger.ts'
 import type { TraceCounters } from './tracing.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
 import { renderUpstreamMetrics, type UpstreamGauges } from './upstream-metrics.ts'
@@ -143,6 +144,11 @@ export function createMetrics(sources: MetricSources): Metrics {
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
   const refusedConnections = new Counter({ name: 'bouncer_connections_refused_total', help: 'Client connections closed unanswered because server.max_connections were open.', registers: [registry] })
+  // Lines the log's queue dropped for a reader of stderr that stopped reading (logger.ts): this thread's.
+  new Counter({ name: 'bouncer_log_lines_dropped_total', help: 'Log lines dropped unwritten: 16 MiB of lines waited for a reader of stderr that stopped reading.', registers: [registry], collect() {
+    this.reset()
+    this.inc(droppedLogLines())
+  } })
   const spansDropped = new Counter({ name: 'bouncer_trace_spans_dropped_total', help: 'Sampled spans dropped unexported: the batch queue was full (the collector slow or away).', registers: [registry] })
   const backgroundFailures = new Counter({ name: 'bouncer_background_failures_total', help: 'Failed runs of background tasks (reload, secrets, keys, audit worker); the gateway kept serving.', labelNames: ['task'], registers: [registry] })
   // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.

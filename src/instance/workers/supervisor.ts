@@ -27,7 +27,7 @@ import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProble
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
-import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, droppedLogLines, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { apiKeyRevocations as createApiKeyRevocations } from '../../identity/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { releaseWorkerInFlight, workersInFlightTable } from '../../upstream/index.ts'
@@ -36,7 +36,7 @@ import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import { reloadRefusedCheck } from '../readiness.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
-import { ask, askEach, pickHeaders, pipeTo, refusedConnection, type Answer, type Asked } from './worker-admin.ts'
+import { ask, askEach, pickHeaders, pipeTo, refusedConnection, WorkerSilent, type Answer, type Asked } from './worker-admin.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 import { mergeCatalogs } from './catalog-merge.ts'
 import { MIGRATE_REQ_SYSCTL, queuedConnectionsWarning } from './queued-connections.ts'
@@ -699,6 +699,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     for (const [state, n] of byState) out += `bouncer_workers{state="${state}"} ${n}\n`
     out += '# HELP bouncer_worker_restarts_total Workers replaced after they stopped on their own (a crash).\n# TYPE bouncer_worker_restarts_total counter\n'
     out += `bouncer_worker_restarts_total ${slots.reduce((n, s) => n + s.restarts, 0)}\n`
+    // Only the primary's log queue drops lines (a worker writes as it logs): summed with the workers' 0.
+    out += `# TYPE bouncer_log_lines_dropped_total counter\nbouncer_log_lines_dropped_total ${droppedLogLines()}\n`
     // Summed with the workers' own (each 1 while its last reload was refused).
     if (refusedHere) out += '# TYPE bouncer_config_reload_refused gauge\nbouncer_config_reload_refused 1\n'
     if (failures.size > 0) {
@@ -711,16 +713,24 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function readyz(res: ServerResponse): Promise<void> {
     const checks: Record<string, string> = {}
     let ready = !stopping
-    const answers = await Promise.all(slots.map((slot) => (slot.state === 'running' ? ask(slot, 'GET', '/readyz', undefined, WORKER_SCRAPE_MS).catch(() => null) : null)))
+    // A worker that gives no answer is said so with the bound waited (it was a bare "not ready"), as
+    // the limits store's check says its silence; one that answered not ready says so with its checks.
+    const unanswered = (err: unknown) => (err instanceof WorkerSilent ? `not ready: no answer within ${WORKER_SCRAPE_MS} ms` : `not ready: could not be asked: ${(err as Error).message}`)
+    const answers = await Promise.all(slots.map((slot) => (slot.state === 'running' ? ask(slot, 'GET', '/readyz', undefined, WORKER_SCRAPE_MS).catch(unanswered) : null)))
     slots.forEach((slot, i) => {
       if (slot.state !== 'running') {
         checks[slot.id] = slot.state
         return
       }
       const answer = answers[i]
-      const body = answer ? (JSON.parse(answer.body) as { checks?: Record<string, string> }) : {}
-      if (answer?.status !== 200) ready = false
-      checks[slot.id] = answer?.status === 200 ? 'ready' : 'not ready'
+      if (typeof answer === 'string' || answer === null || answer === undefined) {
+        ready = false
+        checks[slot.id] = answer ?? 'not ready'
+        return
+      }
+      const body = JSON.parse(answer.body) as { checks?: Record<string, string> }
+      if (answer.status !== 200) ready = false
+      checks[slot.id] = answer.status === 200 ? 'ready' : 'not ready'
       for (const [name, value] of Object.entries(body.checks ?? {})) checks[`${slot.id}:${name}`] = value
     })
     // Ready while at least one worker serves: a worker being replaced does not take the port away.
