@@ -45,9 +45,9 @@ const OUTPUT_GRACE_MS = 200
  * and the secret skipped by every later check (found by a probe). The hook runs in a process group
  * of its own, so its timeout ends what it started too.
  */
-function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
+function runHook(command: string, name: string, value: string, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name }, detached: true })
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, BOUNCER_SECRET_NAME: name }, detached: true })
     let output = ''
     // A value's length more than is logged: a value across the cut is still whole here (lastOutput).
     const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-(OUTPUT_LOGGED + value.length)))
@@ -83,6 +83,17 @@ function runHook(command: string, name: string, value: string): Promise<{ ok: bo
 }
 
 /**
+ * The gateway's environment without the master key's variable (`master_key: env:NAME`): a hook
+ * installs one value at an upstream and needs no key to the whole store. Given it, a hook that
+ * printed its environment (a `set -x`, a tool's error dump) put the master key in the log with its
+ * output (found by the secrets probe).
+ */
+export function hookEnvironment(store: SecretsConfig['store'], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const withheld = store.type === 'embedded' && store.master_key.startsWith('env:') ? store.master_key.slice(4) : undefined
+  return withheld === undefined ? { ...env } : Object.fromEntries(Object.entries(env).filter(([variable]) => variable !== withheld))
+}
+
+/**
  * The secrets being rotated, and the failed ones' backoff: the running config's scheduler hands
  * them to the next config's at a reload. A new scheduler knew nothing of a hook still running, found
  * the secret due, and ran the hook again with another value (found by the operator probe).
@@ -107,8 +118,10 @@ export interface RotationScheduler {
   idle(): Promise<void>
 }
 
-export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map() }): RotationScheduler {
+export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map() }): RotationScheduler {
   const { running, failures, unstored } = state
+  const schedules = secrets.rotation
+  const hookEnv = hookEnvironment(secrets.store)
   const underway = new Set<Promise<unknown>>()
 
   function failed(name: string, err: unknown, message: string, fields: Record<string, unknown> = {}): void {
@@ -131,7 +144,7 @@ export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['
           value = generateSecret(schedule.generate)
           redactValues([value])
           if (schedule.hook) {
-            const { ok, output } = await runHook(schedule.hook, name, value)
+            const { ok, output } = await runHook(schedule.hook, name, value, hookEnv)
             if (!ok) {
               failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
               continue

@@ -56,7 +56,7 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
   for (const warning of diagnostics) logger.warn(options.format(warning))
   const refs: readonly SecretReference[] = loaded.secretRefs
   const markers = new Map(refs.map((ref) => [ref.name, store?.marker(ref.name)]))
-  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger, background, Date.now, options.rotations ?? undefined) : null
+  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets, logger, background, Date.now, options.rotations ?? undefined) : null
 
   /** A secret's new value, or undefined when its marker did not move (the marker is taken first: a change that cannot be read is reported once). */
   function changedValue(store: SecretStore, name: string): string | undefined {
