@@ -40,6 +40,13 @@ export class ReadOnlyStore extends Error {
 /** Names: letters, digits and . _ - (they appear in ${secret:NAME}, file names and env names). */
 export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 
+/**
+ * The keys the gateway makes itself (the identity assertion, token exchange and audit checkpoint
+ * keys), which rotate by their own settings or `bouncer secrets rotate NAME`: a secrets.rotation
+ * schedule would put random text over one (test/unit/secrets/gateway-keys.test.ts holds it to their names).
+ */
+export const GATEWAY_KEYS: readonly string[] = ['bouncer.assertion-key', 'bouncer.exchange-key', 'bouncer.audit-checkpoint-key']
+
 /** What a name that is not one is told, wherever it is given (the config, the command line, the store). */
 export function invalidSecretName(name: string): string {
   return `"${name}" is not a valid secret name (letters, digits and . _ -)`
