@@ -23,8 +23,8 @@ export interface SecretsRuntime {
   rotateDue(): Promise<boolean>
   /** The scheduled rotations running and failing, for the next config's runtime (null: no schedule runs here). */
   readonly rotations: RotationState | null
-  /** Closes the store, once a rotation under way has written its value (a reload closes it). */
-  close(): void
+  /** Closes the store, once a rotation under way has written its value (a reload closes it); settles then. */
+  close(): Promise<void>
 }
 
 export class SecretsUnavailable extends Error {
@@ -108,8 +108,11 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
     close() {
       // A hook that has given the upstream a new value is followed by the write of it: closed under
       // it by a reload, the store refused the write, and the value the upstream held was lost.
-      if (scheduler === null) return void store?.close()
-      void scheduler.idle().then(() => store?.close())
+      if (scheduler === null) {
+        store?.close()
+        return Promise.resolve()
+      }
+      return scheduler.idle().then(() => store?.close())
     },
   }
 }
