@@ -1,7 +1,7 @@
 export { masterKeyFrom, SecretsError, SecretStoreMissing, SecretStoreWriteFailed } from './crypto.ts'
 export { openEmbeddedStore } from './embedded.ts'
 export { dropPreviousMasterKey, rekeyEmbeddedStore } from './rekey.ts'
-export { loadSecrets, openSecretStore, substitute } from './open.ts'
+export { loadSecrets, openSecretStore, substitute, valueProblem } from './open.ts'
 export { generateSecret } from './rotation.ts'
 export { firstFor, KEY_STORE_HEADER_BYTES, releaseKeyStoreLockOf, sharedKeyStore, type SharedKeyStore } from './shared-memory.ts'
 export { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from './runtime.ts'
