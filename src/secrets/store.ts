@@ -26,6 +26,12 @@ export interface SecretStore {
   history?(name: string): string[]
   /** Adds a version (embedded only); returns its number. */
   put(name: string, value: string): number
+  /**
+   * put, or undefined at once while another process holds the store's write lock (embedded only):
+   * put waits for it in SQLite's busy handler, which sleeps on the event loop, so the gateway's own
+   * writes use this and wait on timers.
+   */
+  tryPut?(name: string, value: string): number | undefined
   delete(name: string): boolean
   close(): void
 }
