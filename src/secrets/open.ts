@@ -116,6 +116,13 @@ function readReferences(loaded: LoadedConfig, secrets: SecretsConfig, env: NodeJ
       diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: invalidSecretName(ref.name) }))
       continue
     }
+    // A private key the gateway signs with, sent to an upstream in a header, let it sign what every
+    // other upstream takes as the gateway's (found by the secrets probe). Only the token exchange's
+    // signing key, which is one, may name one.
+    if (GATEWAY_KEYS.includes(ref.name) && ref.path.join('.') !== 'token_exchange.signing.key') {
+      diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `${ref.name} is a key the gateway makes itself: a reference would send it where it stands, and it never leaves the gateway` }))
+      continue
+    }
     try {
       const value = store.get(ref.name)
       const problem = value === undefined ? `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` : valueProblem(ref, value, store.kind)

@@ -49,7 +49,8 @@ export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 /**
  * The keys the gateway makes itself (the identity assertion, token exchange and audit checkpoint
  * keys), which rotate by their own settings or `bouncer secrets rotate NAME`: a secrets.rotation
- * schedule would put random text over one (test/unit/secrets/gateway-keys.test.ts holds it to their names).
+ * schedule would put random text over one, and a `${secret:}` would send it out (open.ts refuses
+ * both; test/unit/secrets/gateway-keys.test.ts holds the list to their names).
  */
 export const GATEWAY_KEYS: readonly string[] = ['bouncer.assertion-key', 'bouncer.exchange-key', 'bouncer.audit-checkpoint-key']
 
