@@ -78,6 +78,11 @@ function checkPlaces(loaded: ValidConfig, name: string, value: string): void {
   throw new UserError(`${name} is not stored: the gateway would refuse the value where the config uses it`)
 }
 
+/** Which version is current and which previous: a first one (a gateway key rotated before it was made) has none before it, not a version 0. */
+function versionsSaid(current: number): string {
+  return current === 1 ? 'version 1 is current' : `version ${current} is current, version ${current - 1} is previous`
+}
+
 /** The keys the gateway makes itself: rotated without a value, they get a new key pair. */
 const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newSigningKey, [EXCHANGE_KEY]: newSigningKey, [CHECKPOINT_KEY]: newCheckpointKey }
 
@@ -121,9 +126,9 @@ export function registerSecrets(program: Command): void {
         return store.put(name, value)
       }), (stored) => ({
         command: `bouncer secrets rotate ${name}${opts.generate === undefined ? '' : ` --generate ${opts.generate}`}`,
-        detail: `Rotated secret ${name}: version ${stored} is current, version ${stored - 1} is previous.`,
+        detail: `Rotated secret ${name}: ${versionsSaid(stored)}.`,
       }))
-      console.log(`rotated ${name}: version ${version} is current, version ${version - 1} is previous`)
+      console.log(`rotated ${name}: ${versionsSaid(version)}`)
     })
 
   configOption(secrets.command('list').description('the secrets in the store, with their current version'))
