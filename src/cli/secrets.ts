@@ -1,7 +1,8 @@
 // `bouncer secrets put|rotate|list|versions|delete|get|rekey`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
-import { dropPreviousMasterKey, generateSecret, invalidSecretName, isSigningKey, masterKeyFrom, newSigningKey, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
+import { formatDiagnostic } from '../config/index.ts'
+import { dropPreviousMasterKey, generateSecret, invalidSecretName, isSigningKey, masterKeyFrom, newSigningKey, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, valueProblem, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY } from '../upstream/index.ts'
 import { EXCHANGE_KEY } from '../agents/index.ts'
@@ -61,6 +62,27 @@ function checkValue(name: string, value: string): void {
   }
 }
 
+/**
+ * A value refused where the config uses it (a line break in a header, a datasource key under 16
+ * characters), said at each place as bouncer check says it, never the value. Stored, it was
+ * "version 2 is current" while the running gateway kept the one before (in its log only), check
+ * failed, and the next start refused to run (found by the secrets probe).
+ */
+function checkPlaces(loaded: ValidConfig, name: string, value: string): void {
+  const problems = loaded.secretRefs.flatMap((ref) => {
+    const problem = ref.name === name ? valueProblem(ref, value, 'embedded') : undefined
+    return problem === undefined ? [] : [formatDiagnostic(loaded.file, loaded.locate({ severity: 'error', path: ref.path, message: problem }))]
+  })
+  if (problems.length === 0) return
+  for (const problem of problems) console.error(printable(problem))
+  throw new UserError(`${name} is not stored: the gateway would refuse the value where the config uses it`)
+}
+
+/** Which version is current and which previous: a first one (a gateway key rotated before it was made) has none before it, not a version 0. */
+function versionsSaid(current: number): string {
+  return current === 1 ? 'version 1 is current' : `version ${current} is current, version ${current - 1} is previous`
+}
+
 /** The keys the gateway makes itself: rotated without a value, they get a new key pair. */
 const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newSigningKey, [EXCHANGE_KEY]: newSigningKey, [CHECKPOINT_KEY]: newCheckpointKey }
 
@@ -74,6 +96,7 @@ export function registerSecrets(program: Command): void {
       const value = await readStdin('printf %s "$TOKEN" | bouncer secrets put NAME')
       checkValue(name, value)
       const loaded = await secretsConfig(opts.config)
+      checkPlaces(loaded, name, value)
       const version = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => store.put(name, value)),
         (stored) => ({ command: `bouncer secrets put ${name}`, detail: `Stored secret ${name}: version ${stored} is current.` }))
       console.log(`stored ${name}: version ${version} is current`)
@@ -97,14 +120,15 @@ export function registerSecrets(program: Command): void {
       }
       checkValue(name, value)
       const loaded = await secretsConfig(opts.config)
+      checkPlaces(loaded, name, value)
       const version = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => {
         if (!generated && store.versions(name).length === 0 && store.writable) throw new UserError(`secret ${name} does not exist: store it first with bouncer secrets put ${name}`)
         return store.put(name, value)
       }), (stored) => ({
         command: `bouncer secrets rotate ${name}${opts.generate === undefined ? '' : ` --generate ${opts.generate}`}`,
-        detail: `Rotated secret ${name}: version ${stored} is current, version ${stored - 1} is previous.`,
+        detail: `Rotated secret ${name}: ${versionsSaid(stored)}.`,
       }))
-      console.log(`rotated ${name}: version ${version} is current, version ${version - 1} is previous`)
+      console.log(`rotated ${name}: ${versionsSaid(version)}`)
     })
 
   configOption(secrets.command('list').description('the secrets in the store, with their current version'))

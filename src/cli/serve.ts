@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { heldThreads, LogLevelError, warnNow, type Logger } from '../telemetry/index.ts'
 import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome } from '../instance/index.ts'
+import { SecretsError } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { takeEarlyHangup } from './early-hangup.ts'
@@ -48,6 +49,9 @@ function startFailure(err: unknown, configFile: string): unknown {
   if (listenFailed(err)) return new UserError(`cannot listen: ${(err as Error).message}`)
   // A BOUNCER_LOG_LEVEL that names no level: the operator's to fix, as a config's error is.
   if (err instanceof LogLevelError) return new UserError(err.message)
+  // The secrets store's file (locked by another process, damaged, replaced): the operator's to fix,
+  // and said so; a first start that could not write its key there was an "internal error" (the secrets probe).
+  if (err instanceof SecretsError) return new UserError(err.message)
   return err
 }
 

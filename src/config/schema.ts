@@ -629,7 +629,8 @@ const secretsStore = z.discriminatedUnion('type', [
 ], { error: 'secrets.store.type is embedded, env or file' })
 
 const rotationSchedule = z.strictObject({
-  every: duration,
+  // 0s made a new version, and ran the hook, at every refresh (found by the secrets probe).
+  every: duration.refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1)),
   hook: z.string().min(1).optional(),
   generate: z.number().int().min(16).max(1024).default(32),
 })

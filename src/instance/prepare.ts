@@ -76,7 +76,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
     runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger, deps.runningExchangeKeys?.() ?? null)
     return { runtime, secrets, admin: adminFor(next.config, secrets, next) }
   } catch (err) {
-    secrets.close() // the store handle this attempt opened; the running config keeps its own
+    void secrets.close() // the store handle this attempt opened; the running config keeps its own
     runtime?.mcp?.detach()
     throw storeError(next, err) ?? err
   }

@@ -111,7 +111,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     const abort = () => {
       preparing.delete(runtime)
       restoreRunningSecrets()
-      if (prepared.secrets !== live.secrets) prepared.secrets.close()
+      if (prepared.secrets !== live.secrets) void prepared.secrets.close()
       runtime.mcp?.detach()
       void background.run('runtime_retirement', retireUnused)
     }
@@ -145,7 +145,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       void background.run('runtime_retirement', retireWhenIdle)
       live.admin = prepared.admin
       if (prepared.secrets !== live.secrets) {
-        live.secrets.close()
+        void live.secrets.close()
         live.secrets = prepared.secrets
       }
       deps.gatewayServer.reconfigure(config.server, tls?.material ?? null, ticketKeys) // timeouts, the connection bound, the TLS files

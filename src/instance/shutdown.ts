@@ -102,6 +102,11 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
       bounded(logger, 'closing the audit log', Math.max(deadline + AUDIT_CLOSE_MARGIN_MS - Date.now(), AUDIT_CLOSE_MIN_MS), () => deps.audit.close(), () => ({ records_not_written: deps.audit.stats().queueDepth })),
       bounded(logger, 'exporting the last traces', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.tracing?.shutdown()),
     ])
-    live.secrets.close()
+    // The store closes once a rotation whose hook runs has written its value: the process ended
+    // under it, the hook (a process group of its own) gave the upstream a value the store never
+    // held, and the restarted gateway sent one the upstream no longer took (found by the secrets probe).
+    const rotating = [...(live.secrets.rotations?.running ?? [])]
+    if (rotating.length > 0) logger.info({ secret_names: rotating }, 'shutdown: waiting for the secret rotation under way (its hook, then the write of the new value)')
+    await bounded(logger, `the rotation of ${rotating.join(', ') || 'no secret'} (a hook that goes on may give the upstream a value the store will not hold)`, Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => live.secrets.close())
   }
 }

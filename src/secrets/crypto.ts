@@ -4,6 +4,7 @@
 // instead of decrypting into garbage.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { readRegularFile } from '../collections/index.ts'
+import { redactValues } from '../telemetry/index.ts'
 
 /** A sealed value starts with its IV: random, so it tells one seal from another. */
 export const IV_BYTES = 12
@@ -78,5 +79,7 @@ export function masterKeyFrom(reference: string, env: NodeJS.ProcessEnv = proces
   if (key.length !== 32 || !/^[A-Za-z0-9+/_=-]+$/.test(trimmed)) {
     throw new SecretsError('the master key must be 32 random bytes, written as base64 or hex (e.g. openssl rand -base64 32)')
   }
+  // Scrubbed from every log line as a secret value is: it opens them all.
+  redactValues([trimmed])
   return key
 }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing, SecretStoreWriteFailed } from './crypto.ts'
 import { invalidSecretName, SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
-import { makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
+import { isBusy, makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
 
 // data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
 // not yet given the new master key still open the store (rekey.ts).
@@ -20,6 +20,9 @@ const SCHEMA = `
 `
 
 const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
+
+/** How long a command's write (and an open) waits for another process's write lock, in SQLite's busy handler. */
+const LOCK_WAIT_MS = 5_000
 
 /**
  * The data key, opened by the master key it is sealed under now, or else by the previous one a
@@ -89,7 +92,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     // Several processes making the store at once (a script's parallel puts, two instances on a new
     // volume) met the change to WAL, and all but one failed at once with "database is locked"
     // (found by the operator probe): it waits its turn.
-    db.exec('PRAGMA busy_timeout = 5000')
+    db.exec(`PRAGMA busy_timeout = ${LOCK_WAIT_MS}`)
     switchToWal(db)
     db.exec(SCHEMA)
     const newest = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1')
@@ -202,28 +205,40 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       return rows.map((r, i) => ({ version: r.version, createdAt: r.created_at, label: i === 0 ? 'current' : i === 1 ? 'previous' : null }))
     },
     // Writes fail as reads do (another process's write lock, a full disk): said as the store's.
-    put(name, value) {
-      if (!SECRET_NAME.test(name)) throw new SecretsError(invalidSecretName(name))
-      return writing(() => {
-        db.exec('BEGIN IMMEDIATE')
-        try {
-          const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
-          db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
-            name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
-          )
-          db.exec('COMMIT')
-          return version
-        } catch (err) {
-          if (db.isTransaction) db.exec('ROLLBACK')
-          throw err
-        }
-      })
-    },
+    put: (name, value) => putVersion(name, value, true) as number,
+    tryPut: (name, value) => putVersion(name, value, false),
     delete(name) {
       return writing(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
     },
     close() {
       db.close()
     },
+  }
+
+  /** `wait`: for another process's write lock, in the busy handler; else undefined at once while it holds it. */
+  function putVersion(name: string, value: string, wait: boolean): number | undefined {
+    if (!SECRET_NAME.test(name)) throw new SecretsError(invalidSecretName(name))
+    return writing(() => {
+      if (!wait) db.exec('PRAGMA busy_timeout = 0')
+      try {
+        db.exec('BEGIN IMMEDIATE')
+      } catch (err) {
+        if (!wait && isBusy(err)) return undefined
+        throw err
+      } finally {
+        if (!wait) db.exec(`PRAGMA busy_timeout = ${LOCK_WAIT_MS}`)
+      }
+      try {
+        const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
+        db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
+          name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
+        )
+        db.exec('COMMIT')
+        return version
+      } catch (err) {
+        if (db.isTransaction) db.exec('ROLLBACK')
+        throw err
+      }
+    })
   }
 }

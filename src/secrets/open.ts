@@ -7,7 +7,7 @@ import { masterKeyFrom, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { openEmbeddedStore } from './embedded.ts'
 import { openEnvStore } from './providers/env.ts'
 import { openFileStore } from './providers/file.ts'
-import { invalidSecretName, SECRET_NAME, type SecretStore } from './store.ts'
+import { GATEWAY_KEYS, invalidSecretName, SECRET_NAME, type SecretStore } from './store.ts'
 
 /** `existing`: an embedded store that is not there is a SecretsError, not made (for a command that only reads). */
 export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = process.env, options: { existing?: boolean } = {}): SecretStore {
@@ -74,9 +74,31 @@ export function substitute(template: string, values: ReadonlyMap<string, string>
  * (found by an adversarial probe).
  */
 export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env, options: { existing?: boolean } = {}): { store: SecretStore | null; values: Map<string, string>; diagnostics: Diagnostic[] } {
-  const values = new Map<string, string>()
   const secrets = loaded.config?.secrets
-  if (!secrets) return { store: null, values, diagnostics: [] }
+  if (!secrets) return { store: null, values: new Map(), diagnostics: [] }
+  const read = readReferences(loaded, secrets, env, options)
+  return { ...read, diagnostics: [...scheduleProblems(loaded, secrets), ...read.diagnostics] }
+}
+
+/**
+ * secrets.rotation's schedules that cannot do what they say. Check said ok to them: a name no
+ * store holds failed at every retry, in the log only, and a schedule for bouncer.assertion-key put
+ * random text over the key at every period, which the gateway replaced with a new key, the key
+ * before it (what it signed verifies with) gone from the store (found by the secrets probe).
+ */
+function scheduleProblems(loaded: LoadedConfig, secrets: SecretsConfig): Diagnostic[] {
+  const problems: Diagnostic[] = []
+  for (const name of Object.keys(secrets.rotation)) {
+    const message = !SECRET_NAME.test(name) ? invalidSecretName(name)
+      : GATEWAY_KEYS.includes(name) ? `${name} is a key the gateway makes itself: a schedule would replace it with random text; it rotates by its own setting (assertion.rotate_every, token_exchange.signing.rotate_every) or bouncer secrets rotate ${name}`
+        : undefined
+    if (message !== undefined) problems.push(loaded.locate({ severity: 'error', path: ['secrets', 'rotation', name], message }))
+  }
+  return problems
+}
+
+function readReferences(loaded: LoadedConfig, secrets: SecretsConfig, env: NodeJS.ProcessEnv, options: { existing?: boolean }): { store: SecretStore | null; values: Map<string, string>; diagnostics: Diagnostic[] } {
+  const values = new Map<string, string>()
   let store: SecretStore
   try {
     store = openSecretStore(secrets, env, options)
@@ -92,6 +114,13 @@ export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = proce
     // had "no file" where x was there, and `${secret:}` named the folder (found by an adversarial probe).
     if (!SECRET_NAME.test(ref.name)) {
       diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: invalidSecretName(ref.name) }))
+      continue
+    }
+    // A private key the gateway signs with, sent to an upstream in a header, let it sign what every
+    // other upstream takes as the gateway's (found by the secrets probe). Only the token exchange's
+    // signing key, which is one, may name one.
+    if (GATEWAY_KEYS.includes(ref.name) && ref.path.join('.') !== 'token_exchange.signing.key') {
+      diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `${ref.name} is a key the gateway makes itself: a reference would send it where it stands, and it never leaves the gateway` }))
       continue
     }
     try {

@@ -7,8 +7,10 @@
 // that the store then refused is kept and written at the retry, not replaced by a new one.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import type { SecretsConfig } from '../config/index.ts'
 import { redactValues, scrub, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
+import { SecretsError } from './crypto.ts'
 import type { SecretStore } from './store.ts'
 
 const HOOK_TIMEOUT_MS = 60_000
@@ -45,9 +47,9 @@ const OUTPUT_GRACE_MS = 200
  * and the secret skipped by every later check (found by a probe). The hook runs in a process group
  * of its own, so its timeout ends what it started too.
  */
-function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
+function runHook(command: string, name: string, value: string, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name }, detached: true })
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, BOUNCER_SECRET_NAME: name }, detached: true })
     let output = ''
     // A value's length more than is logged: a value across the cut is still whole here (lastOutput).
     const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-(OUTPUT_LOGGED + value.length)))
@@ -82,6 +84,37 @@ function runHook(command: string, name: string, value: string): Promise<{ ok: bo
   })
 }
 
+/** How long a rotation's write waits for another process's write lock (on timers): then it fails, and is retried on its backoff. */
+const LOCK_WAIT_MS = 2_000
+
+/**
+ * The new version, waited for on timers while another process holds the store's write lock (an
+ * operator's sqlite3, `bouncer secrets` in another shell): waited for in SQLite's busy handler, which
+ * sleeps on the event loop, every request of the gateway stood still for 5 s (found by the secrets
+ * probe). Still locked after LOCK_WAIT_MS, the rotation fails and is retried on its backoff.
+ */
+async function putUnlocked(store: SecretStore, name: string, value: string): Promise<number> {
+  if (!store.tryPut) return store.put(name, value)
+  const deadline = Date.now() + LOCK_WAIT_MS
+  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+    const version = store.tryPut(name, value)
+    if (version !== undefined) return version
+    if (Date.now() >= deadline) throw new SecretsError(`the secrets store is locked: another process has held its write lock for ${LOCK_WAIT_MS / 1000} s`)
+    await delay(wait)
+  }
+}
+
+/**
+ * The gateway's environment without the master key's variable (`master_key: env:NAME`): a hook
+ * installs one value at an upstream and needs no key to the whole store. Given it, a hook that
+ * printed its environment (a `set -x`, a tool's error dump) put the master key in the log with its
+ * output (found by the secrets probe).
+ */
+export function hookEnvironment(store: SecretsConfig['store'], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const withheld = store.type === 'embedded' && store.master_key.startsWith('env:') ? store.master_key.slice(4) : undefined
+  return withheld === undefined ? { ...env } : Object.fromEntries(Object.entries(env).filter(([variable]) => variable !== withheld))
+}
+
 /**
  * The secrets being rotated, and the failed ones' backoff: the running config's scheduler hands
  * them to the next config's at a reload. A new scheduler knew nothing of a hook still running, found
@@ -107,8 +140,10 @@ export interface RotationScheduler {
   idle(): Promise<void>
 }
 
-export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map() }): RotationScheduler {
+export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map() }): RotationScheduler {
   const { running, failures, unstored } = state
+  const schedules = secrets.rotation
+  const hookEnv = hookEnvironment(secrets.store)
   const underway = new Set<Promise<unknown>>()
 
   function failed(name: string, err: unknown, message: string, fields: Record<string, unknown> = {}): void {
@@ -131,7 +166,7 @@ export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['
           value = generateSecret(schedule.generate)
           redactValues([value])
           if (schedule.hook) {
-            const { ok, output } = await runHook(schedule.hook, name, value)
+            const { ok, output } = await runHook(schedule.hook, name, value, hookEnv)
             if (!ok) {
               failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
               continue
@@ -139,7 +174,7 @@ export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['
             unstored.set(name, value)
           }
         }
-        const version = store.put(name, value)
+        const version = await putUnlocked(store, name, value)
         unstored.delete(name)
         failures.delete(name)
         logger.info({ secret_name: name, version }, 'secret rotated')

@@ -23,8 +23,8 @@ export interface SecretsRuntime {
   rotateDue(): Promise<boolean>
   /** The scheduled rotations running and failing, for the next config's runtime (null: no schedule runs here). */
   readonly rotations: RotationState | null
-  /** Closes the store, once a rotation under way has written its value (a reload closes it). */
-  close(): void
+  /** Closes the store, once a rotation under way has written its value (a reload closes it); settles then. */
+  close(): Promise<void>
 }
 
 export class SecretsUnavailable extends Error {
@@ -56,7 +56,7 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
   for (const warning of diagnostics) logger.warn(options.format(warning))
   const refs: readonly SecretReference[] = loaded.secretRefs
   const markers = new Map(refs.map((ref) => [ref.name, store?.marker(ref.name)]))
-  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger, background, Date.now, options.rotations ?? undefined) : null
+  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets, logger, background, Date.now, options.rotations ?? undefined) : null
 
   /** A secret's new value, or undefined when its marker did not move (the marker is taken first: a change that cannot be read is reported once). */
   function changedValue(store: SecretStore, name: string): string | undefined {
@@ -108,8 +108,11 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
     close() {
       // A hook that has given the upstream a new value is followed by the write of it: closed under
       // it by a reload, the store refused the write, and the value the upstream held was lost.
-      if (scheduler === null) return void store?.close()
-      void scheduler.idle().then(() => store?.close())
+      if (scheduler === null) {
+        store?.close()
+        return Promise.resolve()
+      }
+      return scheduler.idle().then(() => store?.close())
     },
   }
 }

@@ -293,7 +293,13 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       if (!rotates || !managed || now() - keyMadeAt(current.createdAt, keeper, name) < options.rotateEveryMs) return false
       if (keeper && !keeper.writable) return false // whoever writes the shared key rotates it
       if (keeper) {
-        keeper.put(name, newSigningKey())
+        // Not in SQLite's busy handler, which sleeps on the event loop: a store another process
+        // holds the write lock of is tried again at the next refresh.
+        if (keeper.tryPut) {
+          if (keeper.tryPut(name, newSigningKey()) === undefined) return false
+        } else {
+          keeper.put(name, newSigningKey())
+        }
         marker = keeper.marker(name)
       } else if (memory) {
         memory = { current: newSigningKey(), previous: memory.current }

@@ -26,6 +26,12 @@ export interface SecretStore {
   history?(name: string): string[]
   /** Adds a version (embedded only); returns its number. */
   put(name: string, value: string): number
+  /**
+   * put, or undefined at once while another process holds the store's write lock (embedded only):
+   * put waits for it in SQLite's busy handler, which sleeps on the event loop, so the gateway's own
+   * writes use this and wait on timers.
+   */
+  tryPut?(name: string, value: string): number | undefined
   delete(name: string): boolean
   close(): void
 }
@@ -39,6 +45,14 @@ export class ReadOnlyStore extends Error {
 
 /** Names: letters, digits and . _ - (they appear in ${secret:NAME}, file names and env names). */
 export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/**
+ * The keys the gateway makes itself (the identity assertion, token exchange and audit checkpoint
+ * keys), which rotate by their own settings or `bouncer secrets rotate NAME`: a secrets.rotation
+ * schedule would put random text over one, and a `${secret:}` would send it out (open.ts refuses
+ * both; test/unit/secrets/gateway-keys.test.ts holds the list to their names).
+ */
+export const GATEWAY_KEYS: readonly string[] = ['bouncer.assertion-key', 'bouncer.exchange-key', 'bouncer.audit-checkpoint-key']
 
 /** What a name that is not one is told, wherever it is given (the config, the command line, the store). */
 export function invalidSecretName(name: string): string {
