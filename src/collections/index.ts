@@ -6,3 +6,4 @@ export { addMissingColumns, cannotUseFile, isBusy, openReadOnly, SQLITE, sqliteC
 export { makeDirectories } from './directories.ts'
 export { NotRegularFile, openRegularFileToWrite, readRegularFile, refuseSpecialFile, whyNotRead, type RegularFileRead } from './regular-file.ts'
 export { isSqliteWarning, quietSqliteWarning } from './sqlite-warning.ts'
+export { reconnectOnReadOnly, REPLICA_STATE } from './redis-replica.ts'

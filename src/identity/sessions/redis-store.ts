@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
-import { createLru, withinDeadline } from '../../collections/index.ts'
+import { createLru, reconnectOnReadOnly, REPLICA_STATE, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { IdleTimeout, SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
@@ -67,9 +67,6 @@ return ended`
 const SIGN_IN_KEY = `redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])`
 
-/** A replica's refusal of a write (a script's, since Redis 7 before it runs; inside its error before). */
-const READ_ONLY = /\bREADONLY\b/
-
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes; callers wait `timeoutMs` (guard). */
 const BACKSTOP_MS = 30_000
 
@@ -94,16 +91,14 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
    */
   let readOnly = false
   /** A READONLY answer: said on /readyz and logged (every 10 s at most), and the connection made again. */
-  function readOnlyAnswer(err: Error): boolean {
-    if (!READ_ONLY.test(err.message)) return false
+  const readOnlyAnswer = reconnectOnReadOnly((err) => {
     readOnly = true
-    state = 'unavailable: Redis answers READONLY, a replica (a failover?): connecting again'
+    state = REPLICA_STATE
     if (Date.now() - lastErrorLog > 10_000) {
       lastErrorLog = Date.now()
       options.logger?.warn({ store: 'redis', err }, 'the session store is a read-only replica: connecting again, to wherever its address leads')
     }
-    return true
-  }
+  })
   const client = new Redis(options.url, {
     maxRetriesPerRequest: 1,
     commandTimeout: Math.max(options.timeoutMs, BACKSTOP_MS),

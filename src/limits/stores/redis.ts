@@ -9,7 +9,7 @@
 // Auto-pipelining stays off: it halves a script's throughput (DESIGN, measured).
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
-import { DeadlineExceeded, withinDeadline } from '../../collections/index.ts'
+import { DeadlineExceeded, reconnectOnReadOnly, REPLICA_STATE, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsDescription, LimitsStore, TakeResult } from '../store.ts'
 
@@ -206,9 +206,6 @@ interface RedisWithTake extends RedisClient {
   bouncerShareLimits(...args: Array<string | number>): Promise<string[]>
 }
 
-/** A replica's refusal of a write (a script's, since Redis 7 before it runs; inside its error before). */
-const READ_ONLY = /\bREADONLY\b/
-
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
 const BACKSTOP_MS = 30_000
 /** The longest a reload waits for a new store's first connection (a Redis that neither answers nor refuses). */
@@ -241,16 +238,14 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
    */
   let readOnly = false
   /** A READONLY answer: said on /readyz and logged (every 10 s at most), and the connection made again. */
-  function readOnlyAnswer(err: Error): boolean {
-    if (!READ_ONLY.test(err.message)) return false
+  const readOnlyAnswer = reconnectOnReadOnly((err) => {
     readOnly = true
-    state = 'unavailable: Redis answers READONLY, a replica (a failover?): connecting again'
+    state = REPLICA_STATE
     if (Date.now() - lastErrorLog > 10_000) {
       lastErrorLog = Date.now()
       options.logger.warn({ store: 'redis', err }, 'the limits store is a read-only replica: connecting again, to wherever its address leads')
     }
-    return true
-  }
+  })
   const client = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
