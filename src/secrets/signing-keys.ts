@@ -14,7 +14,7 @@
 //   and so do the keys of a config a reload replaced (handover), whichever key the new config names.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import type { Logger } from '../telemetry/index.ts'
-import { SecretsError } from './crypto.ts'
+import { SecretsError, SecretStoreWriteFailed } from './crypto.ts'
 import { firstFor } from './shared-memory.ts'
 import type { SecretStore } from './store.ts'
 
@@ -29,6 +29,9 @@ const JWKS_MAX_AGE_MS = 60_000
 const CLOCK_SKEW_MS = 10_000
 /** How often an unknown kid may send the ring back to the store. */
 const REREAD_MS = 1_000
+/** How long a due rotation may meet another process's write lock before it fails, and how often it says so while the lock lasts. */
+const LOCK_GRACE_MS = 2_000
+const LOCK_SAID_EVERY_MS = 60_000
 
 function publishAheadFor(refreshIntervalMs: number): number {
   return Math.max(PUBLISH_AHEAD_MS, JWKS_MAX_AGE_MS + refreshIntervalMs + CLOCK_SKEW_MS)
@@ -233,6 +236,21 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   }
   let marker = keeper?.marker(name)
 
+  /**
+   * A due rotation the store's write lock refused: a lock held past LOCK_GRACE_MS fails it, at most
+   * once a minute (the refresh's background task logs and counts it). It returned false and said
+   * nothing, so a store locked for good (a forgotten sqlite3 session) kept the old key unseen.
+   */
+  let lockedSince: number | null = null
+  let lockSaidAt = -Infinity
+  function lockMet(): false {
+    const at = now()
+    lockedSince ??= at
+    if (at - lockedSince < LOCK_GRACE_MS || at - lockSaidAt < LOCK_SAID_EVERY_MS) return false
+    lockSaidAt = at
+    throw new SecretStoreWriteFailed(`the secrets store is locked: another process has held its write lock for ${Math.round((at - lockedSince) / 1000)} s, so the ${options.keyName} is not rotated (the current key stays; tried again at each refresh)`)
+  }
+
   /** Reads the store again if it changed since: at most once a second, so made-up kids cannot each cost a read. */
   let rereadAt = -Infinity
   function rereadMayFind(): boolean {
@@ -296,7 +314,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
         // Not in SQLite's busy handler, which sleeps on the event loop: a store another process
         // holds the write lock of is tried again at the next refresh.
         if (keeper.tryPut) {
-          if (keeper.tryPut(name, newSigningKey()) === undefined) return false
+          if (keeper.tryPut(name, newSigningKey()) === undefined) return lockMet()
+          lockedSince = null
         } else {
           keeper.put(name, newSigningKey())
         }
