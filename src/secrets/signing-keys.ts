@@ -157,6 +157,9 @@ export interface KeyRing {
   handover(): KeyRingHandover
 }
 
+/** The keys warned of as made ahead of this process's clock: once a process, by name. */
+const warnedAhead = new Set<string>()
+
 /** The process key stores already warned about, per kind of key: once at start, not at every reload. */
 const warnedAbout = new Map<string, WeakSet<SecretStore>>()
 
@@ -182,6 +185,27 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   // (rotations closer together than retainMs, e.g. by hand, must not strand live tokens).
   let retired: Array<{ key: SigningKey; until: number }> = []
   let started = false
+  /** The current key, made ahead of this clock, and when this ring first saw it. */
+  let ahead: { kid: string; seenAt: number } | null = null
+
+  /**
+   * When `key` was made; one made in this clock's future (another instance's clock ahead, this one
+   * set back) counts from when it was first seen: its rotation, and the switch to it, waited for
+   * the clock to catch up (an hour's skew: an hour late).
+   */
+  function madeAt(key: SigningKey): number {
+    const made = keyMadeAt(key.createdAt, keeper, name)
+    const at = now()
+    if (made <= at) return made
+    if (ahead?.kid !== key.kid) {
+      ahead = { kid: key.kid, seenAt: at }
+      if (!warnedAhead.has(name)) {
+        warnedAhead.add(name)
+        logger.warn({ kid: key.kid, createdAt: new Date(made).toISOString() }, `secret ${name} was made ${Math.round((made - at) / 1000)} s ahead of this clock (clocks out of step): its age counts from now`)
+      }
+    }
+    return ahead.seenAt
+  }
 
   function load(): void {
     if (keeper && managed && keeper.writable && parseSigningKey(keeper.get(name)) === undefined) {
@@ -208,7 +232,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     inherited = undefined
     if (active?.kid !== current.kid) {
       active ??= previous ?? current
-      switchAt = keyMadeAt(current.createdAt, keeper, name) + options.publishAheadMs
+      switchAt = madeAt(current) + options.publishAheadMs
     }
     switchIfDue(now())
   }
@@ -308,7 +332,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
         return true
       }
       // A PEM key records no time: its age counts from the store's version of it.
-      if (!rotates || !managed || now() - keyMadeAt(current.createdAt, keeper, name) < options.rotateEveryMs) return false
+      if (!rotates || !managed || now() - madeAt(current) < options.rotateEveryMs) return false
       if (keeper && !keeper.writable) return false // whoever writes the shared key rotates it
       if (keeper) {
         // Not in SQLite's busy handler, which sleeps on the event loop: a store another process
