@@ -207,10 +207,24 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     return ahead.seenAt
   }
 
+  /** After start, a value that is no key met another process's write lock: replaced at a later refresh. */
+  let replacePending = false
+
   function load(): void {
     if (keeper && managed && keeper.writable && parseSigningKey(keeper.get(name)) === undefined) {
-      if (keeper.get(name) !== undefined) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
-      keeper.put(name, newSigningKey())
+      if (keeper.get(name) !== undefined && !replacePending) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
+      // After start, not in SQLite's busy handler, which sleeps on the event loop (5 s, every
+      // request): locked, the keys held stay and the next refresh tries again.
+      if (started && keeper.tryPut) {
+        if (keeper.tryPut(name, newSigningKey()) === undefined) {
+          if (!replacePending) logger.error(`secret ${name} is not replaced yet: another process holds the secrets store's write lock; the current key stays, tried again at each refresh`)
+          replacePending = true
+          return
+        }
+        replacePending = false
+      } else {
+        keeper.put(name, newSigningKey())
+      }
     }
     const next = parseSigningKey(keeper ? keeper.get(name) : memory?.current)
     if (!next) {
@@ -326,7 +340,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     },
     refresh(rotates) {
       const seen = keeper?.marker(name)
-      if (keeper && seen !== marker) {
+      if (keeper && (seen !== marker || replacePending)) {
         marker = seen
         load()
         return true
