@@ -130,6 +130,12 @@ export interface RotationState {
    * a process that ends before the retry loses it, and says so in its last failure's log line.
    */
   readonly unstored: Map<string, string>
+  /**
+   * Versions made ahead of this process's clock (another instance's clock ahead, this one set
+   * back), and when they were first seen: their age counts from then. Counted from their
+   * createdAt, the rotation waited for the clock to catch up (an hour's skew: an hour late).
+   */
+  readonly ahead: Map<string, { createdAt: string; seenAt: number }>
 }
 
 export interface RotationScheduler {
@@ -140,8 +146,8 @@ export interface RotationScheduler {
   idle(): Promise<void>
 }
 
-export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map() }): RotationScheduler {
-  const { running, failures, unstored } = state
+export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map(), ahead: new Map() }): RotationScheduler {
+  const { running, failures, unstored, ahead } = state
   const schedules = secrets.rotation
   const hookEnv = hookEnvironment(secrets.store)
   const underway = new Set<Promise<unknown>>()
@@ -153,6 +159,23 @@ export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, lo
     background.failed('secret_rotation', err, { message, fields: { secret_name: name, ...fields, failures: count, retry_in_ms: retryInMs } })
   }
 
+  /** When a version was made, one in this clock's future counting from when it was first seen (warned of once a name). */
+  function madeAt(name: string, createdAt: string): number {
+    const made = Date.parse(createdAt)
+    const at = now()
+    if (!(made > at)) {
+      ahead.delete(name)
+      return made
+    }
+    let seen = ahead.get(name)
+    if (seen?.createdAt !== createdAt) {
+      if (seen === undefined) logger.warn({ secret_name: name, createdAt }, `secret ${name}'s current version was made ${Math.round((made - at) / 1000)} s ahead of this clock (clocks out of step): its age counts from now`)
+      seen = { createdAt, seenAt: at }
+      ahead.set(name, seen)
+    }
+    return seen.seenAt
+  }
+
   async function due(): Promise<string[]> {
     const rotated: string[] = []
     for (const [name, schedule] of Object.entries(schedules)) {
@@ -162,7 +185,7 @@ export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, lo
         let value = unstored.get(name)
         if (value === undefined) {
           const latest = store.versions(name)[0]
-          if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
+          if (latest && now() - madeAt(name, latest.createdAt) < schedule.every) continue
           value = generateSecret(schedule.generate)
           redactValues([value])
           if (schedule.hook) {

@@ -14,7 +14,7 @@
 //   and so do the keys of a config a reload replaced (handover), whichever key the new config names.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import type { Logger } from '../telemetry/index.ts'
-import { SecretsError } from './crypto.ts'
+import { SecretsError, SecretStoreWriteFailed } from './crypto.ts'
 import { firstFor } from './shared-memory.ts'
 import type { SecretStore } from './store.ts'
 
@@ -29,6 +29,9 @@ const JWKS_MAX_AGE_MS = 60_000
 const CLOCK_SKEW_MS = 10_000
 /** How often an unknown kid may send the ring back to the store. */
 const REREAD_MS = 1_000
+/** How long a due rotation may meet another process's write lock before it fails, and how often it says so while the lock lasts. */
+const LOCK_GRACE_MS = 2_000
+const LOCK_SAID_EVERY_MS = 60_000
 
 function publishAheadFor(refreshIntervalMs: number): number {
   return Math.max(PUBLISH_AHEAD_MS, JWKS_MAX_AGE_MS + refreshIntervalMs + CLOCK_SKEW_MS)
@@ -154,6 +157,9 @@ export interface KeyRing {
   handover(): KeyRingHandover
 }
 
+/** The keys warned of as made ahead of this process's clock: once a process, by name. */
+const warnedAhead = new Set<string>()
+
 /** The process key stores already warned about, per kind of key: once at start, not at every reload. */
 const warnedAbout = new Map<string, WeakSet<SecretStore>>()
 
@@ -179,11 +185,46 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   // (rotations closer together than retainMs, e.g. by hand, must not strand live tokens).
   let retired: Array<{ key: SigningKey; until: number }> = []
   let started = false
+  /** The current key, made ahead of this clock, and when this ring first saw it. */
+  let ahead: { kid: string; seenAt: number } | null = null
+
+  /**
+   * When `key` was made; one made in this clock's future (another instance's clock ahead, this one
+   * set back) counts from when it was first seen: its rotation, and the switch to it, waited for
+   * the clock to catch up (an hour's skew: an hour late).
+   */
+  function madeAt(key: SigningKey): number {
+    const made = keyMadeAt(key.createdAt, keeper, name)
+    const at = now()
+    if (made <= at) return made
+    if (ahead?.kid !== key.kid) {
+      ahead = { kid: key.kid, seenAt: at }
+      if (!warnedAhead.has(name)) {
+        warnedAhead.add(name)
+        logger.warn({ kid: key.kid, createdAt: new Date(made).toISOString() }, `secret ${name} was made ${Math.round((made - at) / 1000)} s ahead of this clock (clocks out of step): its age counts from now`)
+      }
+    }
+    return ahead.seenAt
+  }
+
+  /** After start, a value that is no key met another process's write lock: replaced at a later refresh. */
+  let replacePending = false
 
   function load(): void {
     if (keeper && managed && keeper.writable && parseSigningKey(keeper.get(name)) === undefined) {
-      if (keeper.get(name) !== undefined) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
-      keeper.put(name, newSigningKey())
+      if (keeper.get(name) !== undefined && !replacePending) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
+      // After start, not in SQLite's busy handler, which sleeps on the event loop (5 s, every
+      // request): locked, the keys held stay and the next refresh tries again.
+      if (started && keeper.tryPut) {
+        if (keeper.tryPut(name, newSigningKey()) === undefined) {
+          if (!replacePending) logger.error(`secret ${name} is not replaced yet: another process holds the secrets store's write lock; the current key stays, tried again at each refresh`)
+          replacePending = true
+          return
+        }
+        replacePending = false
+      } else {
+        keeper.put(name, newSigningKey())
+      }
     }
     const next = parseSigningKey(keeper ? keeper.get(name) : memory?.current)
     if (!next) {
@@ -205,7 +246,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     inherited = undefined
     if (active?.kid !== current.kid) {
       active ??= previous ?? current
-      switchAt = keyMadeAt(current.createdAt, keeper, name) + options.publishAheadMs
+      switchAt = madeAt(current) + options.publishAheadMs
     }
     switchIfDue(now())
   }
@@ -232,6 +273,21 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     }
   }
   let marker = keeper?.marker(name)
+
+  /**
+   * A due rotation the store's write lock refused: a lock held past LOCK_GRACE_MS fails it, at most
+   * once a minute (the refresh's background task logs and counts it). It returned false and said
+   * nothing, so a store locked for good (a forgotten sqlite3 session) kept the old key unseen.
+   */
+  let lockedSince: number | null = null
+  let lockSaidAt = -Infinity
+  function lockMet(): false {
+    const at = now()
+    lockedSince ??= at
+    if (at - lockedSince < LOCK_GRACE_MS || at - lockSaidAt < LOCK_SAID_EVERY_MS) return false
+    lockSaidAt = at
+    throw new SecretStoreWriteFailed(`the secrets store is locked: another process has held its write lock for ${Math.round((at - lockedSince) / 1000)} s, so the ${options.keyName} is not rotated (the current key stays; tried again at each refresh)`)
+  }
 
   /** Reads the store again if it changed since: at most once a second, so made-up kids cannot each cost a read. */
   let rereadAt = -Infinity
@@ -284,19 +340,20 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     },
     refresh(rotates) {
       const seen = keeper?.marker(name)
-      if (keeper && seen !== marker) {
+      if (keeper && (seen !== marker || replacePending)) {
         marker = seen
         load()
         return true
       }
       // A PEM key records no time: its age counts from the store's version of it.
-      if (!rotates || !managed || now() - keyMadeAt(current.createdAt, keeper, name) < options.rotateEveryMs) return false
+      if (!rotates || !managed || now() - madeAt(current) < options.rotateEveryMs) return false
       if (keeper && !keeper.writable) return false // whoever writes the shared key rotates it
       if (keeper) {
         // Not in SQLite's busy handler, which sleeps on the event loop: a store another process
         // holds the write lock of is tried again at the next refresh.
         if (keeper.tryPut) {
-          if (keeper.tryPut(name, newSigningKey()) === undefined) return false
+          if (keeper.tryPut(name, newSigningKey()) === undefined) return lockMet()
+          lockedSince = null
         } else {
           keeper.put(name, newSigningKey())
         }

@@ -43,8 +43,11 @@ export type ToThread =
 
 export type FromThread =
   | { type: 'ready'; url: string; port: number }
-  /** It could not start: a config error's lines, or a listen error's code and message. */
-  | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
+  /**
+   * It could not start: a config error's lines, or a listen error's code and message; `secrets`: a
+   * SecretsError (the store's trouble, the operator's to fix), whose class does not cross to the primary.
+   */
+  | { type: 'failed'; message: string; code: string | null; lines: string[] | null; secrets: boolean }
   /**
    * Its config file or TLS files changed (server.watch_config; the first worker alone watches), or
    * a replacement first worker has just started, or POST /api/reload let a caller in

@@ -29,7 +29,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // start, goes on without it (terminate() stops JavaScript, not a system call).
 import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, droppedLogLines, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { apiKeyRevocations as createApiKeyRevocations } from '../../identity/index.ts'
-import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
+import { releaseKeyStoreLockOf, SecretsError } from '../../secrets/index.ts'
 import { releaseWorkerInFlight, workersInFlightTable } from '../../upstream/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
@@ -219,7 +219,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           ready?.()
           break
         case 'failed':
-          failed?.(message.lines ? new ConfigError(message.lines) : Object.assign(new Error(message.message), { code: message.code ?? undefined }))
+          // Rebuilt as serve tells them apart: a locked secrets store was "internal error" under workers.
+          failed?.(message.lines ? new ConfigError(message.lines)
+            : message.secrets ? new SecretsError(message.message)
+            : Object.assign(new Error(message.message), { code: message.code ?? undefined }))
           break
         case 'draining':
           // On its own (an uncaught exception) or told to: no longer one that serves, reloads or

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
 import { quietSqliteWarning } from '../../collections/index.ts'
 import { loadConfigText, withStartSettings, type LoadedConfig } from '../../config/index.ts'
+import { SecretsError } from '../../secrets/index.ts'
 import { handover } from '../handover.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult, StagedReload } from '../reload.ts'
@@ -46,7 +47,7 @@ try {
   gateway = await startGateway({ configFile: data.configFile, loaded: handover(configToRun()), port: data.port, env: data.env, worker: role, reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
-  say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
+  say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines, secrets: err instanceof SecretsError })
   process.exit(2)
 }
 
