@@ -73,7 +73,8 @@ export function ExplanationView({ e }: { e: Explanation }) {
                 {e.statements.map((s) => (
                   <li class={s.matched ? (s.effect === 'allow' ? 'yes' : 'no') : 'skip'} data-testid="statement">
                     {s.matched ? '✓' : '·'} {s.effect} <b>{s.sid}</b>{s.route && <> on <code>{s.route}</code></>} <small>(policy {s.policy}, {s.agent ? 'the agent\'s role' : 'role'} {s.roles.join(', ')})</small>
-                    {s.matched ? ' matches' : `: ${s.why}`}
+                    {/* A matching statement's why is a note (a deny holding on a claim the token withholds), as bouncer explain prints it. */}
+                    {s.matched ? (s.why ? ` matches (${s.why})` : ' matches') : `: ${s.why}`}
                   </li>
                 ))}
               </ul>

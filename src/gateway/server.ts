@@ -290,6 +290,16 @@ function http1Options(settings: ServerConfig): ServerOptions {
 
 /** node:http, node:https, or node:http2 with HTTP/1.1 alongside. */
 function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; leaf: X509Certificate | null; closeIdleConnections(): void } {
+  const listener = createNodeListener(settings, ticketKeys)
+  // Node also caps an HTTP/1.1 head at 1,000 header lines, refused as a header overflow (431 "exceed
+  // max_header_bytes") at ~8 KB whatever max_header_bytes said. The size is the limit (nginx's):
+  // Node counts a line's name and value, at least 1 byte, so this count never binds first. Not a
+  // createServer option: a property its parser reads per connection (node:http2's HTTP/1.1 too).
+  listener.server.maxHeadersCount = settings.max_header_bytes
+  return listener
+}
+
+function createNodeListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; leaf: X509Certificate | null; closeIdleConnections(): void } {
   if (!settings.tls) {
     const server = createServer(http1Options(settings))
     return { server, http2: false, leaf: null, closeIdleConnections: () => server.closeIdleConnections() }

@@ -18,7 +18,7 @@ import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
-import { gatewayCookiePaths, gatewayLocation, responseHeaders } from './response.ts'
+import { gatewayCookiePaths, gatewayLocations, responseHeaders } from './response.ts'
 import { depositRetryCredit, idempotent, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
@@ -257,7 +257,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
     if (this.#mapsLocation) {
-      if (typeof out.location === 'string') out.location = gatewayLocation(out.location, this.#upstream)
+      if (out.location !== undefined) out.location = gatewayLocations(out.location, this.#upstream)
       const cookies = out['set-cookie']
       if (cookies !== undefined) out['set-cookie'] = gatewayCookiePaths(cookies, this.#upstream.basePath)
     }

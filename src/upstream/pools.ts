@@ -102,11 +102,19 @@ function countsLedger(): CountsLedger {
 /** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health) of one that did not change. */
 export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
   const ledger = countsLedger()
+  // The latest upstream of each name, until closed: the one a reload that changed it hands over to.
+  const latest = new Map<string, Upstream>()
   return createSharedResources({
     // The TLS files' contents count: a renewed certificate is picked up by a reload.
     fingerprint: (config) => JSON.stringify([config, config.tls ? loadTlsMaterial(config.tls).material : null]),
-    create: (config) => createUpstream(config, deps, ledger),
+    create: (config) => {
+      const upstream = createUpstream(config, deps, ledger)
+      handOverRotatedOut(latest.get(config.name), upstream)
+      latest.set(config.name, upstream)
+      return upstream
+    },
     close: async (upstream) => {
+      if (latest.get(upstream.name) === upstream) latest.delete(upstream.name)
       deps.inFlight.release(upstream.name)
       upstream.stopChecks()
       upstream.ejectionShare?.close()
@@ -157,6 +165,18 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps, ledger: Coun
     })
   }
   return upstream
+}
+
+/**
+ * A reload that changed an upstream's settings makes it anew: the values its secrets' last rotations
+ * replaced started empty, and an echo of one rotated out just before the reload reached the client.
+ * With the header templates unchanged, the values sent and rotated out are carried over (the next
+ * setResolvedHeaders, at compile, goes on from them).
+ */
+function handOverRotatedOut(previous: Upstream | undefined, next: Upstream): void {
+  if (previous === undefined || JSON.stringify(previous.headerTemplates) !== JSON.stringify(next.headerTemplates)) return
+  next.sentCredentials = previous.sentCredentials
+  next.rotatedOutCredentials = previous.rotatedOutCredentials
 }
 
 /** The configured headers with their secrets (and env values) in place: at compile and after every secrets refresh. */

@@ -88,6 +88,14 @@ export function gatewayLocation(location: string, upstream: Pick<Upstream, 'targ
   return rest.startsWith('//') || rest.startsWith('/\\') ? location : rest
 }
 
+/**
+ * An answer's Location as gatewayLocation makes it, a repeated one (a list) too: RFC 9110 allows one,
+ * but the gateway does not pick one for the client, and each passed as it came named the internal address.
+ */
+export function gatewayLocations(location: string | string[], upstream: Pick<Upstream, 'targets' | 'basePath'>): string | string[] {
+  return typeof location === 'string' ? gatewayLocation(location, upstream) : location.map((one) => gatewayLocation(one, upstream))
+}
+
 /** A Set-Cookie's Path attribute (RFC 6265 §5.2.4), its value in group 2. */
 const COOKIE_PATH = /(;\s*path\s*=\s*)([^;]*?)(?=\s*(?:;|$))/i
 

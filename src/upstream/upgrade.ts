@@ -12,7 +12,7 @@ import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } f
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { endAfterAnswer } from '../http/index.ts'
 import { withheldFromAnswer } from './credentials.ts'
-import { gatewayCookiePaths, gatewayLocation, responseHeaders } from './response.ts'
+import { gatewayCookiePaths, gatewayLocations, responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
 
@@ -244,7 +244,7 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
     if (ctx.res.headersSent) return
     const headers = responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders))
     if (settings.rewrite === null) {
-      if (typeof headers.location === 'string') headers.location = gatewayLocation(headers.location, settings.upstream)
+      if (headers.location !== undefined) headers.location = gatewayLocations(headers.location, settings.upstream)
       const cookies = headers['set-cookie']
       if (cookies !== undefined) headers['set-cookie'] = gatewayCookiePaths(cookies, settings.upstream.basePath)
     }
