@@ -40,11 +40,12 @@ describe('a createdAt in the future', () => {
     store.close()
   })
 
+  // A name of its own: the warning is once a process by name, and unit files share their process.
   it('a gateway key rotates and switches counting from when it was first seen', () => {
     const store = openEmbeddedStore(join(dir, 'ring.db'), randomBytes(32))
     let clock = Date.now() - HOUR
     const ring = createKeyRing({
-      name: 'bouncer.exchange-key', managed: true, rotateEveryMs: 10_000, retainMs: 60_000, publishAheadMs: 2_000,
+      name: 'fx3-future-ring-key', managed: true, rotateEveryMs: 10_000, retainMs: 60_000, publishAheadMs: 2_000,
       store, logger, now: () => clock, signs: 'exchanged tokens', keyName: 'token exchange key',
     })
     const first = ring.signing().kid
@@ -54,7 +55,7 @@ describe('a createdAt in the future', () => {
     expect(ring.signing().kid).toBe(first) // published ahead first
     clock += 2_001
     expect(ring.signing().kid).toBe(second)
-    expect(warnings('bouncer.exchange-key')).toBe(1) // the first key: the new one is made by this clock
+    expect(warnings('fx3-future-ring-key')).toBe(1) // the first key: the new one is made by this clock
     store.close()
   })
 })
