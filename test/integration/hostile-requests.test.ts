@@ -241,7 +241,7 @@ describe('the admin listener refuses them in the same format', () => {
     ['a malformed request line', `GET /he alth HTTP/1.1\r\n${H}\r\n`, 400, 'bad_request'],
     ['two Content-Lengths', `POST /api/reload HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 2\r\n\r\nxx`, 400, 'bad_request'],
   ])('%s: answered as application/problem+json', async (_name, data, status, code) => {
-    const res = await rawRequest(Number(new URL(gateway.adminUrl).port), data)
+    const res = await rawRequest(Number(new URL(gateway.adminUrl).port), data, { untilClosed: true })
     expect(res.status).toBe(status)
     expect(res.headers['content-type']).toBe('application/problem+json')
     expect(JSON.parse(res.body)).toMatchObject({ status, code })
