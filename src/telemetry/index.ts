@@ -1,5 +1,5 @@
 export { BACKGROUND_TASKS, createBackgroundTasks, type BackgroundTask, type BackgroundTasks, type FailureCounter } from './background.ts'
-export { createLogger, droppedLogLines, warnNow, LogLevelError, logLevelFromEnv, MIN_REDACTED_LENGTH, redactValues, scrub, urlForLogs, type Logger, type LoggerOptions } from './logger.ts'
+export { createLogger, droppedLogLines, warnNow, LogLevelError, logLevelFromEnv, MIN_REDACTED_LENGTH, redactValues, scrub, urlForLogs, writeRelayedLine, type Logger, type LoggerOptions } from './logger.ts'
 export { createHeapMetrics, createMetrics, type AuditGauges, type MetricSources, type Metrics, type ObservedRequest } from './metrics.ts'
 export type { TargetGauges, UpstreamGauges } from './upstream-metrics.ts'
 export { traceContextOf, traceparentOf, type TraceContext } from './trace-context.ts'

@@ -170,8 +170,11 @@ export function logLevelFromEnv(value = process.env.BOUNCER_LOG_LEVEL): string {
 
 export interface LoggerOptions {
   level?: string
-  /** Where to write: a file descriptor (default 2) or a stream, e.g. for tests. */
-  destination?: number | NodeJS.WritableStream
+  /**
+   * Where to write: a file descriptor (default 2) or a stream, e.g. for tests, or a worker thread's
+   * relay of its lines to the main thread (writeRelayedLine).
+   */
+  destination?: number | pino.DestinationStream
 }
 
 /**
@@ -185,8 +188,8 @@ const LOG_BUFFER_BYTES = 16 * 1024 * 1024
  * shipper, a paused pager, a blocking log driver) filled the pipe, and the next line held the event
  * loop until it read: every request stopped, /healthz included (the admin probe). On the main thread
  * they queue (bounded) and pino writes what is left when the process exits. A worker thread of
- * server.workers still writes as it logs: it can end without an exit to flush at (terminated,
- * replaced), and the primary, which answers /healthz, stays free.
+ * server.workers does not write at all: it hands each line to the primary (writeRelayedLine), whose
+ * queue writes it; another thread's logger writes as it logs, as it can end without an exit to flush at.
  */
 function fileDestination(fd: number) {
   return isMainThread ? pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES }) : pino.destination({ fd, sync: true })
@@ -215,6 +218,16 @@ function countDrops(stream: ReturnType<typeof pino.destination>, logger: Logger)
     lost = 0
     logger.warn({ dropped }, `${dropped} log lines were dropped: stderr was not read while ${LOG_BUFFER_BYTES / 1024 / 1024} MiB of lines waited`)
   })
+}
+
+/**
+ * Writes a line another thread's logger made (a server.workers worker's, posted to the primary) to
+ * this logger's destination, through its queue: written by the worker, it held the worker's event
+ * loop, and every request the kernel gave it, while a reader of stderr did not read. It is dropped and
+ * counted as the primary's own lines are when the queue is full.
+ */
+export function writeRelayedLine(logger: Logger, line: string): void {
+  ;((logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as pino.DestinationStream).write(line)
 }
 
 /**

@@ -61,5 +61,10 @@ export type FromThread =
   /** Committed. `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
   | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number; stallTimeoutMs: number }
   | { type: 'pong' }
+  /**
+   * A log line it made, for the primary to write from its queue (writeRelayedLine): written by the
+   * worker, a reader of stderr that stopped reading held the worker until it read.
+   */
+  | { type: 'log'; line: string }
   /** It began draining, within its own shutdown_timeout (whatever reload, its own or the primary's, set it last). */
   | { type: 'draining'; shutdownTimeoutMs: number }

@@ -27,7 +27,7 @@ import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProble
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
-import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, droppedLogLines, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, droppedLogLines, HELD_THREAD_GRACE_MS, terminateThread, writeRelayedLine, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { apiKeyRevocations as createApiKeyRevocations } from '../../identity/index.ts'
 import { releaseKeyStoreLockOf, SecretsError } from '../../secrets/index.ts'
 import { releaseWorkerInFlight, workersInFlightTable } from '../../upstream/index.ts'
@@ -246,6 +246,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           break
         case 'pong':
           slot.answeredAt = Date.now()
+          break
+        case 'log':
+          writeRelayedLine(logger, message.line)
           break
         case 'reloaded':
           if (message.result.ok) {
@@ -702,7 +705,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     for (const [state, n] of byState) out += `bouncer_workers{state="${state}"} ${n}\n`
     out += '# HELP bouncer_worker_restarts_total Workers replaced after they stopped on their own (a crash).\n# TYPE bouncer_worker_restarts_total counter\n'
     out += `bouncer_worker_restarts_total ${slots.reduce((n, s) => n + s.restarts, 0)}\n`
-    // Only the primary's log queue drops lines (a worker writes as it logs): summed with the workers' 0.
+    // Only the primary's log queue drops lines (it writes the workers' too): summed with the workers' 0.
     out += `# TYPE bouncer_log_lines_dropped_total counter\nbouncer_log_lines_dropped_total ${droppedLogLines()}\n`
     // Summed with the workers' own (each 1 while its last reload was refused).
     if (refusedHere) out += '# TYPE bouncer_config_reload_refused gauge\nbouncer_config_reload_refused 1\n'

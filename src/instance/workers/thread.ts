@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { quietSqliteWarning } from '../../collections/index.ts'
 import { loadConfigText, withStartSettings, type LoadedConfig } from '../../config/index.ts'
 import { SecretsError } from '../../secrets/index.ts'
+import { createLogger } from '../../telemetry/index.ts'
 import { handover } from '../handover.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult, StagedReload } from '../reload.ts'
@@ -40,11 +41,16 @@ function configToRun(): LoadedConfig {
   return running.config ? { ...running, config: withStartSettings(data.startSettings, running.config) } : running
 }
 
+/** Its log lines go to the primary, which writes them from its queue (telemetry/logger.ts). */
+const toPrimary = { write: (line: string) => say({ type: 'log', line }) }
+
 let gateway: GatewayInstance
 try {
   // A Buffer crosses to a thread as a plain Uint8Array.
   const role = { ...data.role, ticketKeys: data.role.ticketKeys && Buffer.from(data.role.ticketKeys), replacement: data.replacement }
-  gateway = await startGateway({ configFile: data.configFile, loaded: handover(configToRun()), port: data.port, env: data.env, worker: role, reloadEverywhere })
+  const loaded = handover(configToRun())
+  const logger = createLogger({ level: loaded.config.telemetry.log_level, destination: toPrimary })
+  gateway = await startGateway({ configFile: data.configFile, loaded, port: data.port, env: data.env, worker: role, reloadEverywhere, logger })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines, secrets: err instanceof SecretsError })
