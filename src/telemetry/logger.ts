@@ -112,15 +112,16 @@ function holdsSecret(text: string): boolean {
 }
 
 /**
- * Whether any string in a JSON value holds a secret (each string read as itself, not as its JSON
- * escape: `\neyJ…` is a token after a line break); undefined when JSON cannot carry the value.
+ * What a field's JSON copy must change: a string in it that holds a secret (each string read as
+ * itself, not as its JSON escape: `\neyJ…` is a token after a line break), or an Error in it, which
+ * pino writes as `{}` anywhere but under `err`; undefined when JSON cannot carry the value.
  */
-function secretWithin(value: object): boolean | undefined {
+function needsCopy(value: object): boolean | undefined {
   let found = false
   try {
     JSON.stringify(value, (_key, item: unknown) => {
-      if (!found && typeof item === 'string' && holdsSecret(item)) found = true
-      return item
+      if (!found && (item instanceof Error || (typeof item === 'string' && holdsSecret(item)))) found = true
+      return found ? undefined : item // no further: an Error's own fields may loop (`e.cause = e`)
     })
   } catch {
     return undefined
@@ -128,11 +129,16 @@ function secretWithin(value: object): boolean | undefined {
   return found
 }
 
-/** A JSON value's scrubbed copy (what JSON cannot carry is left as it is). */
+/** An Error as the err serializer writes it, wherever it is in a JSON value. */
+function errorAsJson(_key: string, item: unknown): unknown {
+  return item instanceof Error ? serializeError(item) : item
+}
+
+/** A JSON value's scrubbed copy, each Error in it serialized (what JSON cannot carry is left as it is). */
 function scrubJson(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'string' ? scrub(value) : value
-  if (secretWithin(value) !== true) return value
-  const text = JSON.stringify(value)
+  if (needsCopy(value) !== true) return value
+  const text = JSON.stringify(value, errorAsJson)
   return text === undefined ? value : (JSON.parse(text, (_key, item: unknown) => (typeof item === 'string' ? scrub(item) : item)) as unknown)
 }
 
@@ -140,14 +146,15 @@ function scrubJson(value: unknown): unknown {
  * A log call's fields, scrubbed as its message is: fields are free text too (a datasource's error
  * quoting a value, a URL with an access_token, a header under `Authorization`), and only known
  * secret values and API keys were taken out of them, so a bearer token or a JWT in one reached the
- * line (the admin probe). Each field is scrubbed apart, and an Error is left to the err serializer
- * (which scrubs its message and stack): a JSON copy of the whole object turned it into {} and lost the error.
+ * line (the admin probe). Each field is scrubbed apart. An Error under `err`, or passed alone, is left
+ * to the err serializer (which scrubs its message and stack); one anywhere else is serialized as it
+ * would (`{ error: e }`, `{ cause: e }`, a list of them were written as {}, message and stack lost).
  */
 function scrubObject(value: unknown): unknown {
-  if (value === null || typeof value !== 'object' || value instanceof Error || Array.isArray(value)) return scrubJson(value)
-  if (secretWithin(value) !== true) return value
+  if (value === null || typeof value !== 'object' || value instanceof Error || Array.isArray(value)) return value instanceof Error ? value : scrubJson(value)
+  if (needsCopy(value) !== true) return value
   // fromEntries defines each field: a "__proto__" one would otherwise set the copy's prototype.
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, item instanceof Error ? item : scrubJson(item)]))
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, key === 'err' && item instanceof Error ? item : scrubJson(item)]))
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -265,7 +272,11 @@ function pinoOptions(level: string): LoggerOptions_ {
     serializers: { err: serializeError },
   }
 }
-function serializeError(err: unknown): Record<string, unknown> {
+/**
+ * An error as a log line writes it. `seen`: the errors above it in its chain of causes and
+ * AggregateError members, where a cycle ends (`e.cause = e` overflowed the stack and the log call threw).
+ */
+function serializeError(err: unknown, seen = new Set<unknown>()): Record<string, unknown> {
   if (!(err instanceof Error)) {
     // An error that crossed from a worker thread as a plain object (audit/worker.ts cloneable):
     // String() of it logged "[object Object]" for every audit worker failure (a probe).
@@ -281,6 +292,9 @@ function serializeError(err: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = { type: err.name, message: scrub(err.message), stack: scrub(err.stack ?? '') }
   const code = (err as { code?: unknown }).code
   if (code !== undefined) out.code = code
-  if (err.cause !== undefined) out.cause = serializeError(err.cause)
+  seen.add(err)
+  if (err.cause !== undefined) out.cause = seen.has(err.cause) ? '[Circular]' : serializeError(err.cause, seen)
+  // Each error an AggregateError (Promise.any, a connect's tries of every address) holds: its own message is "".
+  if (err instanceof AggregateError && Array.isArray(err.errors)) out.errors = err.errors.map((each: unknown) => (seen.has(each) ? '[Circular]' : serializeError(each, seen)))
   return out
 }
