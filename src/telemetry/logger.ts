@@ -199,7 +199,42 @@ const LOG_BUFFER_BYTES = 16 * 1024 * 1024
  * queue writes it; another thread's logger writes as it logs, as it can end without an exit to flush at.
  */
 function fileDestination(fd: number) {
-  return isMainThread ? pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES }) : pino.destination({ fd, sync: true })
+  if (!isMainThread) return pino.destination({ fd, sync: true })
+  // pino writes what is queued at exit synchronously, retrying while the pipe is full: a reader of
+  // stderr that had stopped reading held the process there for ever (SIGTERM drained the gateway,
+  // then it never ended). Once the reader has taken nothing for READER_STALLED_MS, the exit goes on
+  // without the rest; a slow reader that still reads gets it all.
+  let giveUpAt = Infinity
+  let unwritten = -1
+  const stillWaiting = (_err: unknown, writing: number, rest: number): boolean => {
+    if (giveUpAt === Infinity) return true // not exiting: retried in the background
+    if (writing + rest !== unwritten) giveUpAt = Date.now() + READER_STALLED_MS
+    unwritten = writing + rest
+    return Date.now() < giveUpAt
+  }
+  const stream = pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting })
+  const writeQueued = stream.flushSync.bind(stream)
+  stream.flushSync = () => {
+    giveUpAt = Date.now() + READER_STALLED_MS
+    try {
+      writeQueued()
+    } catch (err) {
+      if (!isPipeFull(err)) throw err
+    } finally {
+      giveUpAt = Infinity
+      unwritten = -1
+    }
+  }
+  return stream
+}
+
+/** How long a write that must be done now (at exit, warnNow) waits for a reader of stderr that takes nothing. */
+const READER_STALLED_MS = 2_000
+
+/** A write refused because the pipe (or socket) it goes to is full: its reader does not read. */
+function isPipeFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code
+  return code === 'EAGAIN' || code === 'EBUSY'
 }
 
 /** Lines dropped at LOG_BUFFER_BYTES since the process started: bouncer_log_lines_dropped_total. */
@@ -246,7 +281,11 @@ export function writeRelayedLine(logger: Logger, line: string): void {
 export function warnNow(logger: Logger, fields: object, msg: string): void {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { fd?: unknown; sync?: unknown } | undefined
   if (stream?.sync !== false || typeof stream.fd !== 'number') return void logger.warn(fields, msg)
-  pino(pinoOptions(logger.level), pino.destination({ fd: stream.fd, sync: true })).child(logger.bindings()).warn(fields, msg)
+  // Not for ever either: a full pipe, retried every 100 ms, held the process this warning precedes the end of.
+  const giveUpAt = Date.now() + READER_STALLED_MS
+  const now = pino.destination({ fd: stream.fd, sync: true, retryEAGAIN: () => Date.now() < giveUpAt })
+  now.on('error', () => {}) // the pipe stayed full: the line is lost, the process ends as it would
+  pino(pinoOptions(logger.level), now).child(logger.bindings()).warn(fields, msg)
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
