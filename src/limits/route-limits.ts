@@ -42,6 +42,16 @@ export function binaryInterval(ms: number): number {
 }
 
 /**
+ * A configured rate as the stores keep it: its interval in a binary fraction of a millisecond for
+ * the in-process stores, and in whole microseconds for Redis, each rounded once from period / count.
+ * The config bounds a rate to what both hold to within 5% (config/values.ts, MAX_RATE_PER_SECOND).
+ */
+export function rateSpec(rate: Rate, burst: number): RateSpec {
+  const exactMs = rate.periodMs / rate.count
+  return { intervalMs: binaryInterval(exactMs), intervalUs: Math.max(1, Math.round(exactMs * 1000)), burst }
+}
+
+/**
  * In the config's own unit: a 429 once said a limit of 5/h "allows 0 requests/s" (the rate
  * converted to per second and rounded to two places: anything under 1/200 s read as 0; probe).
  */
@@ -57,7 +67,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     const source = parseKeySource(config.key, config.ip_prefix_v6)
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
-      const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst: config.burst ?? config.rate.count }
+      const rate = rateSpec(config.rate, config.burst ?? config.rate.count)
       const windowMs = (rate.burst * config.rate.periodMs) / config.rate.count
       parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate), windowMs })
     }
