@@ -3,7 +3,7 @@
 import type { LimitConfig, Rate } from '../config/index.ts'
 import type { RateSpec } from './bucket.ts'
 import type { LimitVerdict } from './enforce.ts'
-import { policyItem } from './headers.ts'
+import { policyItem, type StateLabels } from './headers.ts'
 import { parseKeySource, type KeySource } from './keys.ts'
 import type { QuotaSpec } from './quota.ts'
 
@@ -20,12 +20,13 @@ export interface LimitPart {
   rateText: string
   /** What restores the part in full, as configured (RateLimit-Policy's w): a rate's burst × period / count, a quota's period. */
   windowMs: number
+  /** RateLimit t's reading of a reset in the configured rate's intervals (headers.ts, StateLabels). */
+  resetScale: number
 }
 
-export interface RouteLimits {
+export interface RouteLimits extends StateLabels {
   readonly names: readonly string[]
   readonly parts: readonly LimitPart[]
-  readonly labels: readonly string[]
   readonly policyHeader: string
   /** The verdict when the store did not answer and on_error is allow: nothing counted, only the policy sent (made once: enforce.ts). */
   readonly uncounted: LimitVerdict
@@ -52,6 +53,19 @@ export function rateSpec(rate: Rate, burst: number): RateSpec {
 }
 
 /**
+ * A reset in the stores' intervals, read in the configured one's: the configured interval over the
+ * longer of the two stores keep (the memory stores' or Redis's), so that a reset the rounding made a
+ * hair long (B × 166.667 µs for 6/s) reads as the configured burst × period / count. A millionth of
+ * a millionth less again, so float arithmetic's last bit does not round a whole second up. Where
+ * the stores keep the interval exactly (1/s, 10/s), 1.
+ */
+function resetScale(rate: Rate, spec: RateSpec): number {
+  const exactMs = rate.periodMs / rate.count
+  const keptMs = Math.max(spec.intervalMs, (spec.intervalUs ?? 0) / 1000)
+  return keptMs > exactMs ? (exactMs / keptMs) * (1 - 1e-12) : 1
+}
+
+/**
  * In the config's own unit: a 429 once said a limit of 5/h "allows 0 requests/s" (the rate
  * converted to per second and rounded to two places: anything under 1/200 s read as 0; probe).
  */
@@ -69,11 +83,11 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     if (config.rate) {
       const rate = rateSpec(config.rate, config.burst ?? config.rate.count)
       const windowMs = (rate.burst * config.rate.periodMs) / config.rate.count
-      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate), windowMs })
+      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate), windowMs, resetScale: resetScale(config.rate, rate) })
     }
     if (config.quota) {
       const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
-      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota), windowMs: quota.periodMs })
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota), windowMs: quota.periodMs, resetScale: 1 })
     }
   }
   const policyHeader = parts.map((p) => policyItem(p.label, p.rate ? p.rate.burst : (p.quota as QuotaSpec).count, p.windowMs)).join(', ')
@@ -81,6 +95,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     names,
     parts,
     labels: parts.map((p) => p.label),
+    resetScales: parts.map((p) => p.resetScale),
     policyHeader,
     uncounted: Object.freeze({ policy: policyHeader, state: null, limit: null, error: null }),
   })
