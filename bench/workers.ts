@@ -17,7 +17,7 @@ function workersCase(workers: number, limited: boolean): BenchCase {
       const gateway = await startBouncer({
         server: { listen: '127.0.0.1:0', workers },
         audit: { sinks: [] },
-        ...(limited ? { limits: [{ name: 'per-ip', key: 'ip', rate: '1000000/s' }] } : {}),
+        ...(limited ? { limits: [{ name: 'per-ip', key: 'ip', rate: '100000/s' }] } : {}),
         upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
         routes: [{ id: 'all', path: '/*', upstream: 'api', public: true, ...(limited ? { limits: ['per-ip'] } : {}) }],
       }, {}, { core: null, startTimeoutMs: 120_000 }) // N isolates each load the whole gateway: slow on a busy machine

@@ -41,7 +41,7 @@ export function pipelineConfig(shape: PipelineShape): { config: Record<string, u
       issuers: [{ name: 'bench', issuer: shape.issuer, audiences: [BENCH_AUDIENCE], algorithms: ['ES256'] }],
       roles: [0, 1, 2].map((p) => ({ name: `role-${p}`, assumed_by: [{ issuer: 'bench', subject: 'svc-*' }], policies: [`policy-${p}`] })),
       policies: policies.filter((p) => p.statements.length > 0),
-      limits: [{ name: 'per-principal', key: 'principal', rate: '1000000/s', burst: 1_000_000 }],
+      limits: [{ name: 'per-principal', key: 'principal', rate: '100000/s', burst: 1_000_000 }],
       limits_store: { type: 'memory', max_keys: 200_000 },
       upstreams: [{ name: 'api', url: `http://127.0.0.1:${shape.upstreamPort}`, max_connections: 64 }],
       routes,

@@ -4,7 +4,7 @@ import { z } from 'zod'
 import { foldHeaderName, hostAllowList, isManagedVariant, MANAGED_REQUEST_HEADERS, parseHostPattern, parseOrigin } from '../http/index.ts'
 import { datasetSchema, datasourceSchema } from './dataset-schema.ts'
 import { mcpSchema } from './mcp-schema.ts'
-import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
+import { MAX_RATE_COUNT, parseCidr, rateTooFast, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
 function parsed<T>(parse: (text: string) => Parsed<T>, json: { description: string; pattern?: string }) {
@@ -461,6 +461,8 @@ const limit = z
     const managed = managedHeaderKey(value.key)
     if (managed) ctx.addIssue({ code: 'custom', path: ['key'], message: managed })
     if (value.burst !== undefined && !value.rate) ctx.addIssue({ code: 'custom', path: ['burst'], message: 'burst needs a rate' })
+    const tooFast = value.rate && rateTooFast(value.rate)
+    if (tooFast) ctx.addIssue({ code: 'custom', path: ['rate'], message: tooFast })
     if (value.quota && value.quota.periodMs < 60_000) {
       ctx.addIssue({ code: 'custom', path: ['quota'], message: 'a quota counts per minute, hour or day (N/m, N/h, N/d); use rate for per-second limits' })
     }
@@ -476,6 +478,9 @@ const authFailures = z.strictObject({
   rate,
   burst: z.number().int().min(1).max(MAX_RATE_COUNT).optional(),
   ip_prefix_v6: z.number().int().min(0).max(128).default(64),
+}).superRefine((value, ctx) => {
+  const tooFast = rateTooFast(value.rate)
+  if (tooFast) ctx.addIssue({ code: 'custom', path: ['rate'], message: tooFast })
 })
 
 const limitsStore = z.discriminatedUnion('type', [

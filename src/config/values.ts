@@ -62,6 +62,20 @@ export function parseRate(text: string): Parsed<Rate> {
   return { ok: true, value: { count, periodMs: DURATION_UNITS_MS[unit], per: RATE_PERIODS[unit], text: text.trim() } }
 }
 
+/**
+ * The fastest rate a limit keeps, per second (100000/s, 6000000/m, 360000000/h, 8640000000/d): the
+ * stores keep a rate's interval in steps of about a microsecond (1/1024 ms in memory, 1 µs in Redis),
+ * so at 10 µs an interval is off by at most 5%. Past it the error grew with the rate: 300000/s let
+ * 341,333 a second through, 2000000/s a million, and 999999999999999/s about a million (probe finding).
+ */
+export const MAX_RATE_PER_SECOND = 100_000
+
+/** Why a `rate` of a limit is faster than the stores can keep it, or null. A quota's N is a count, not an interval: it has no such bound. */
+export function rateTooFast(rate: Rate): string | null {
+  if (rate.count * 1000 <= MAX_RATE_PER_SECOND * rate.periodMs) return null
+  return `rate ${rate.text} is faster than limits can keep to within 5% (their clocks count microseconds): at most 100000/s, 6000000/m, 360000000/h or 8640000000/d; a limit that fast limits nothing a gateway serves, so remove it or lower it`
+}
+
 const PERCENT = /^(\d{1,3})(\.\d{1,2})?%$/
 
 /** `20%`, `12.5%` (0 to 100) → a ratio from 0 to 1. */

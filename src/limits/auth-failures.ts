@@ -14,7 +14,7 @@ import { GatewayError } from '../errors/index.ts'
 import type { Rate } from '../config/index.ts'
 import { addressKey } from './address-key.ts'
 import type { Limiter } from './enforce.ts'
-import { binaryInterval } from './route-limits.ts'
+import { rateSpec } from './route-limits.ts'
 import type { Check, TakeResult } from './store.ts'
 
 /** The name the refusals carry (the audit record's `limit`, bouncer_rate_limited_total's label). */
@@ -58,7 +58,7 @@ export type CountsAsFailure = (err: unknown) => boolean
 
 export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limiter, countsAsFailure: CountsAsFailure): AuthFailureGuard {
   const burst = config.burst ?? config.rate.count
-  const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst }
+  const rate = rateSpec(config.rate, burst)
   const allows = `${config.rate.count} failed authentication${config.rate.count === 1 ? '' : 's'} per ${config.rate.per} with a burst of ${burst}`
   const budgets = limiter.store.budgets ?? limiter.store
   const held = heldByStore.get(budgets) ?? new Map<string, number>()

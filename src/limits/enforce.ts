@@ -78,7 +78,7 @@ export function enforceLimits(limiter: Limiter, request: LimitedRequest, limits:
 function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
   if (result.reason === 'full') return refuseFull(limits, limits.parts[result.refused] as LimitPart, result.retryAfterMs)
   const policy = limits.policyHeader
-  const state = stateHeader(limits.labels, result.states)
+  const state = stateHeader(limits, result.states)
   if (result.refused === -1) return { policy, state, limit: null, error: null }
   // The store names the exhausted limit with the longest wait (entry-rules.ts, longerWait).
   const part = limits.parts[result.refused] as LimitPart

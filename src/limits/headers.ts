@@ -21,13 +21,25 @@ export function policyItem(label: string, q: number, windowMs: number): string {
   return `"${label}";q=${q};w=${Math.min(MAX_SF_INTEGER, Math.max(1, Math.ceil(windowMs / 1000)))}`
 }
 
-export function stateHeader(labels: readonly string[], states: readonly CheckState[]): string {
+/** A route's limit parts as RateLimit names them, and how each reads a reset (route-limits.ts, RouteLimits). */
+export interface StateLabels {
+  readonly labels: readonly string[]
+  /**
+   * Per part, what turns a reset measured in the stores' rounded intervals into one in the
+   * configured rate's (1 for a quota, and for a rate whose interval the stores keep exactly).
+   * Rounded up as it stood, a bucket 6/s spent at once restored in 1000.002 ms and said t=2 beside
+   * its policy's w=1 (7/m: t=61, 13/h: t=3601; probe finding).
+   */
+  readonly resetScales: readonly number[]
+}
+
+export function stateHeader(limits: StateLabels, states: readonly CheckState[]): string {
   let out = ''
   for (let i = 0; i < states.length; i++) {
     const state = states[i] as CheckState
     if (i > 0) out += ', '
-    const t = Math.ceil(state.resetMs / 1000)
-    out += `"${labels[i] as string}";r=${state.remaining};t=${t > MAX_SF_INTEGER ? MAX_SF_INTEGER : t}`
+    const t = Math.ceil((state.resetMs * (limits.resetScales[i] as number)) / 1000)
+    out += `"${limits.labels[i] as string}";r=${state.remaining};t=${t > MAX_SF_INTEGER ? MAX_SF_INTEGER : t}`
   }
   return out
 }

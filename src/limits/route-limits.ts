@@ -3,7 +3,7 @@
 import type { LimitConfig, Rate } from '../config/index.ts'
 import type { RateSpec } from './bucket.ts'
 import type { LimitVerdict } from './enforce.ts'
-import { policyItem } from './headers.ts'
+import { policyItem, type StateLabels } from './headers.ts'
 import { parseKeySource, type KeySource } from './keys.ts'
 import type { QuotaSpec } from './quota.ts'
 
@@ -20,12 +20,13 @@ export interface LimitPart {
   rateText: string
   /** What restores the part in full, as configured (RateLimit-Policy's w): a rate's burst × period / count, a quota's period. */
   windowMs: number
+  /** RateLimit t's reading of a reset in the configured rate's intervals (headers.ts, StateLabels). */
+  resetScale: number
 }
 
-export interface RouteLimits {
+export interface RouteLimits extends StateLabels {
   readonly names: readonly string[]
   readonly parts: readonly LimitPart[]
-  readonly labels: readonly string[]
   readonly policyHeader: string
   /** The verdict when the store did not answer and on_error is allow: nothing counted, only the policy sent (made once: enforce.ts). */
   readonly uncounted: LimitVerdict
@@ -39,6 +40,29 @@ export interface RouteLimits {
  */
 export function binaryInterval(ms: number): number {
   return Math.max(1, Math.round(ms * 1024)) / 1024
+}
+
+/**
+ * A configured rate as the stores keep it: its interval in a binary fraction of a millisecond for
+ * the in-process stores, and in whole microseconds for Redis, each rounded once from period / count.
+ * The config bounds a rate to what both hold to within 5% (config/values.ts, MAX_RATE_PER_SECOND).
+ */
+export function rateSpec(rate: Rate, burst: number): RateSpec {
+  const exactMs = rate.periodMs / rate.count
+  return { intervalMs: binaryInterval(exactMs), intervalUs: Math.max(1, Math.round(exactMs * 1000)), burst }
+}
+
+/**
+ * A reset in the stores' intervals, read in the configured one's: the configured interval over the
+ * longer of the two stores keep (the memory stores' or Redis's), so that a reset the rounding made a
+ * hair long (B × 166.667 µs for 6/s) reads as the configured burst × period / count. A millionth of
+ * a millionth less again, so float arithmetic's last bit does not round a whole second up. Where
+ * the stores keep the interval exactly (1/s, 10/s), 1.
+ */
+function resetScale(rate: Rate, spec: RateSpec): number {
+  const exactMs = rate.periodMs / rate.count
+  const keptMs = Math.max(spec.intervalMs, (spec.intervalUs ?? 0) / 1000)
+  return keptMs > exactMs ? (exactMs / keptMs) * (1 - 1e-12) : 1
 }
 
 /**
@@ -57,13 +81,13 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     const source = parseKeySource(config.key, config.ip_prefix_v6)
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
-      const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst: config.burst ?? config.rate.count }
+      const rate = rateSpec(config.rate, config.burst ?? config.rate.count)
       const windowMs = (rate.burst * config.rate.periodMs) / config.rate.count
-      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate), windowMs })
+      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate), windowMs, resetScale: resetScale(config.rate, rate) })
     }
     if (config.quota) {
       const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
-      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota), windowMs: quota.periodMs })
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota), windowMs: quota.periodMs, resetScale: 1 })
     }
   }
   const policyHeader = parts.map((p) => policyItem(p.label, p.rate ? p.rate.burst : (p.quota as QuotaSpec).count, p.windowMs)).join(', ')
@@ -71,6 +95,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     names,
     parts,
     labels: parts.map((p) => p.label),
+    resetScales: parts.map((p) => p.resetScale),
     policyHeader,
     uncounted: Object.freeze({ policy: policyHeader, state: null, limit: null, error: null }),
   })

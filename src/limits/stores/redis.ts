@@ -364,7 +364,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       for (const check of checks) args.push(options.prefix + check.key)
       for (const check of checks) args.push(options.prefix + SPAN_KEY + check.key)
       for (const check of checks) {
-        if (check.rate) args.push('r', Math.round(check.rate.intervalMs * 1000), check.rate.burst)
+        if (check.rate) args.push('r', check.rate.intervalUs ?? Math.round(check.rate.intervalMs * 1000), check.rate.burst)
         else if (check.quota) args.push('q', check.quota.count, check.quota.periodMs * 1000)
       }
       // A take is not withdrawn by giving up on it: Redis runs it when it reaches it (a slow or

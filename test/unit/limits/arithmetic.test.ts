@@ -209,6 +209,6 @@ describe('RateLimit headers', () => {
   it('formats the policy and the state as structured-field lists', () => {
     const policy = [policyItem('per-principal', 20, 2_000), policyItem('daily', 10_000, 86_400_000)].join(', ')
     expect(policy).toBe('"per-principal";q=20;w=2, "daily";q=10000;w=86400')
-    expect(stateHeader(['per-principal', 'daily'], [{ remaining: 19, resetMs: 100 }, { remaining: 9941, resetMs: 43_199_500 }])).toBe('"per-principal";r=19;t=1, "daily";r=9941;t=43200')
+    expect(stateHeader({ labels: ['per-principal', 'daily'], resetScales: [1, 1] }, [{ remaining: 19, resetMs: 100 }, { remaining: 9941, resetMs: 43_199_500 }])).toBe('"per-principal";r=19;t=1, "daily";r=9941;t=43200')
   })
 })
