@@ -1,6 +1,7 @@
 // WebSocket upgrades on routes with `websocket: true`, after authentication and authorization.
 // node:http is used rather than undici's `upgrade()` because undici hides a refused handshake's
 // status; here a 401/403 from the upstream reaches the client as it was sent.
+import { createHash } from 'node:crypto'
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
@@ -132,6 +133,20 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
         socket.destroy()
         return finish()
       }
+      // RFC 6455 §4.1: the client MUST fail the connection when Sec-WebSocket-Accept is not its key's
+      // digest. The gateway is the upstream's client: such a 101 was tunnelled and recorded as served,
+      // and its own client failed it (a probe). A request with no key has nothing to check.
+      const key = headers['sec-websocket-key']
+      if (typeof key === 'string') {
+        const accept = response.headers['sec-websocket-accept']
+        if (accept !== acceptFor(key)) {
+          served.error = notWebSocket(upstream.name, accept === undefined
+            ? 'answered the WebSocket handshake without a Sec-WebSocket-Accept (RFC 6455 §4.1)'
+            : 'answered the WebSocket handshake with a Sec-WebSocket-Accept that is not its key\'s digest (RFC 6455 §4.1)')
+          socket.destroy()
+          return finish()
+        }
+      }
       targetSucceeded(target)
       outgoing.setTimeout(0)
       served.upstreamMs = performance.now() - sent
@@ -165,6 +180,11 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.end()
   })
+}
+
+/** RFC 6455 §4.2.2: the Sec-WebSocket-Accept a server that read the handshake's key answers with. */
+function acceptFor(key: string): string {
+  return createHash('sha1').update(`${key.trim()}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
 }
 
 /** An upstream's 101 that is no WebSocket's (`what` it did): 502 upstream_error. */
