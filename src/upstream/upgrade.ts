@@ -133,19 +133,11 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
         socket.destroy()
         return finish()
       }
-      // RFC 6455 §4.1: the client MUST fail the connection when Sec-WebSocket-Accept is not its key's
-      // digest. The gateway is the upstream's client: such a 101 was tunnelled and recorded as served,
-      // and its own client failed it (a probe). A request with no key has nothing to check.
-      const key = headers['sec-websocket-key']
-      if (typeof key === 'string') {
-        const accept = response.headers['sec-websocket-accept']
-        if (accept !== acceptFor(key)) {
-          served.error = notWebSocket(upstream.name, accept === undefined
-            ? 'answered the WebSocket handshake without a Sec-WebSocket-Accept (RFC 6455 §4.1)'
-            : 'answered the WebSocket handshake with a Sec-WebSocket-Accept that is not its key\'s digest (RFC 6455 §4.1)')
-          socket.destroy()
-          return finish()
-        }
+      const fault = handshakeFault(headers, response.headers)
+      if (fault !== null) {
+        served.error = notWebSocket(upstream.name, `answered the WebSocket handshake ${fault} (RFC 6455 §4.1)`)
+        socket.destroy()
+        return finish()
       }
       targetSucceeded(target)
       outgoing.setTimeout(0)
@@ -180,6 +172,44 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.end()
   })
+}
+
+/**
+ * RFC 6455 §4.1: what in an upstream's 101 makes a client fail the connection, said for the
+ * detail; null when nothing does. The gateway is the upstream's client: such a 101 was tunnelled
+ * and recorded as served, and its own client failed it (a probe). An accept that is not the key's
+ * digest (a server that never read the handshake), a subprotocol or an extension the client did not
+ * offer. A request with no key has nothing to check the accept against.
+ */
+function handshakeFault(sent: Readonly<Record<string, string | string[]>>, answer: IncomingMessage['headers']): string | null {
+  const key = sent['sec-websocket-key']
+  if (typeof key === 'string') {
+    const accept = answer['sec-websocket-accept']
+    if (accept === undefined) return 'without a Sec-WebSocket-Accept'
+    if (accept !== acceptFor(key)) return 'with a Sec-WebSocket-Accept that is not its key\'s digest'
+  }
+  const protocol = answer['sec-websocket-protocol']
+  if (protocol !== undefined) {
+    const offered = listed(sent['sec-websocket-protocol'], false)
+    if (protocol.includes(',') || !offered.includes(protocol.trim())) return `with subprotocol ${JSON.stringify(truncateClientValue(protocol))}, which the client did not offer`
+  }
+  const extensions = answer['sec-websocket-extensions']
+  if (extensions !== undefined) {
+    const offered = listed(sent['sec-websocket-extensions'], true)
+    const unasked = listed(extensions, true).find((name) => !offered.includes(name))
+    if (unasked !== undefined) return `with extension ${JSON.stringify(truncateClientValue(unasked))}, which the client did not ask for`
+  }
+  return null
+}
+
+/** The tokens of a comma-separated field (its lines together), each without its parameters (`; …`); `fold`: lower case, as extension names compare. */
+function listed(value: string | string[] | undefined, fold: boolean): string[] {
+  if (value === undefined) return []
+  const text = typeof value === 'string' ? value : value.join(',')
+  return text.split(',').map((member) => {
+    const token = (member.split(';')[0] as string).trim()
+    return fold ? token.toLowerCase() : token
+  }).filter((token) => token !== '')
 }
 
 /** RFC 6455 §4.2.2: the Sec-WebSocket-Accept a server that read the handshake's key answers with. */
