@@ -105,6 +105,11 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
     const reason = /^Response does not match the HTTP\/1\.1 protocol \((.*)\)$/.exec(err.message)?.[1] ?? ''
     return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with something that is not HTTP/1.1${reason === '' ? '' : ` (${reason})`}.`, cause: err })
   }
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    // A body cut short or run long, or framed twice (Content-Length beside chunked, two lengths):
+    // said, rather than "failed mid-exchange", which named nothing to look for (a probe).
+    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with a body that did not match its Content-Length (cut short, too long, or framed by Transfer-Encoding or a second Content-Length as well).`, cause: err })
+  }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new GatewayError('bad_request', { detail: 'The request body did not match its Content-Length.', cause: err })
   }
