@@ -2,11 +2,11 @@
 // upstream, a function, or a built-in endpoint), per-route settings resolved to objects, upstream
 // pools and function pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
-import type { X509Certificate } from 'node:crypto'
+import { randomBytes, type X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
 import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, reachedOverHttps, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
-import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, type CorsPolicy } from '../http/index.ts'
+import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, viaEntries, type CorsPolicy, type ViaEntries } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospectorRegistry, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier, unprovenCredential,
   type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IntrospectorRegistry, type IssuerRegistry, type KeyLoading, type KeySetEvents,
@@ -126,6 +126,8 @@ export interface CompileDeps {
   logger: Logger
   builtIns: BuiltInSources
   agents: AgentsRegistry
+  /** The Via entries the gateway adds to what it forwards: the process's, every worker's (viaEntries). */
+  via: ViaEntries
 }
 
 /**
@@ -157,7 +159,7 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; upstreamInFlight?: SharedInFlight; datasetKey?: string; healthChecks?: HealthCheckRole },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; upstreamInFlight?: SharedInFlight; datasetKey?: string; viaToken?: string; healthChecks?: HealthCheckRole },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const inFlight = inFlightCounts(options.upstreamInFlight, (name) => logger.warn({ upstream: name }, 'the workers\' table of upstream names is full: this upstream\'s max_concurrent holds in each worker alone'))
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone', inFlight })
@@ -183,6 +185,8 @@ export function createRuntimeDeps(
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     agents,
+    // Offline (explain, replay) nothing is forwarded: a token of its own.
+    via: viaEntries(options.viaToken ?? randomBytes(9).toString('base64url')),
     async closeAll() {
       await Promise.all([issuers.closeAll(), introspectors.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll(), agents.closeAll()])
     },
@@ -275,6 +279,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
         withheldCookies,
         ownsCors: route.cors !== undefined,
         websocketIdleMs: route.websocket ? (config.server.websocket_idle_timeout ?? null) : null,
+        via: deps.via,
       }),
       assertionAudience: upstream?.identityAssertion ? upstream.name : null,
       // Read at each decision: a rotated secret replaces the upstream's headers in place.

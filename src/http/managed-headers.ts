@@ -122,9 +122,28 @@ export const MANAGED_REQUEST_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_H
  * §7.6.3 allows: neither a host name nor a version is disclosed. Constants: nothing is built per
  * request.
  */
-export const VIA_HTTP_1_0 = '1.0 bouncer'
 export const VIA_HTTP_1_1 = '1.1 bouncer'
-export const VIA_HTTP_2 = '2 bouncer'
+
+/**
+ * The Via entries the gateway writes in what it forwards, by the protocol the request came in, each
+ * with `mark`: `bouncer` and a comment holding a token of the process (every worker's, instance/
+ * own-keys.ts). A loop is counted by the mark (upstream/request.ts): counting any entry that named
+ * `bouncer`, a client that sent eight of them had its own request refused as a forwarding loop, an
+ * upstream error (a probe). The answers' entry (VIA_HTTP_1_1) has no token: a client never sees it.
+ * Built once for the process: nothing per request.
+ */
+export interface ViaEntries {
+  readonly http10: string
+  readonly http11: string
+  readonly http2: string
+  /** What each of them holds, and no entry a client writes without the token. */
+  readonly mark: string
+}
+
+export function viaEntries(token: string): ViaEntries {
+  const mark = `bouncer (${token})`
+  return Object.freeze({ http10: `1.0 ${mark}`, http11: `1.1 ${mark}`, http2: `2 ${mark}`, mark })
+}
 
 /**
  * What an upstream's configured `headers` may not set: the connection's framing and what the

@@ -14,6 +14,13 @@ import { ASSERTION_KEY } from '../upstream/index.ts'
 export const DATASET_KEY = 'bouncer.dataset-key'
 
 /**
+ * The token in the comment of the gateway's Via entries (http/managed-headers.ts viaEntries), by which
+ * it tells its own from a client's when it counts a loop: one per process, every worker's (a loop
+ * may pass through each), never in an answer.
+ */
+export const VIA_TOKEN = 'bouncer.via-token'
+
+/**
  * A new store with its keys made (`forWorkers`: the signing keys too), or, given its buffer (in a
  * worker), the primary's.
  */
@@ -26,5 +33,6 @@ export function ownKeyStore(from: { buffer: SharedArrayBuffer } | { forWorkers: 
   }
   store.put(MCP_SESSION_KEY, newSessionKey())
   store.put(DATASET_KEY, randomBytes(32).toString('base64url'))
+  store.put(VIA_TOKEN, randomBytes(9).toString('base64url'))
   return store
 }

@@ -17,7 +17,7 @@ import { watchConfigFile } from './config-watch.ts'
 import { createReadiness } from './readiness.ts'
 import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
 import { MCP_SESSION_KEY } from '../agents/index.ts'
-import { DATASET_KEY, ownKeyStore } from './own-keys.ts'
+import { DATASET_KEY, ownKeyStore, VIA_TOKEN } from './own-keys.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
 import { FIRST_WORKER, workerAuditConfig, type WorkerRole } from './workers/role.ts'
@@ -104,6 +104,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     healthChecks: !options.worker ? 'alone' : leads ? 'prober' : 'follower',
     mcpSessionKey: keys.get(MCP_SESSION_KEY),
     datasetKey: keys.get(DATASET_KEY),
+    viaToken: keys.get(VIA_TOKEN),
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload) and
     // of the runtimes a reload replaced while their requests may still sign, and for an assertion ttl

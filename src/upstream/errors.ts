@@ -105,6 +105,11 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
     const reason = /^Response does not match the HTTP\/1\.1 protocol \((.*)\)$/.exec(err.message)?.[1] ?? ''
     return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with something that is not HTTP/1.1${reason === '' ? '' : ` (${reason})`}.`, cause: err })
   }
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    // A body cut short or run long, or framed twice (Content-Length beside chunked, two lengths):
+    // said, rather than "failed mid-exchange", which named nothing to look for (a probe).
+    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with a body that did not match its Content-Length (cut short, too long, or framed by Transfer-Encoding or a second Content-Length as well).`, cause: err })
+  }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new GatewayError('bad_request', { detail: 'The request body did not match its Content-Length.', cause: err })
   }
@@ -133,8 +138,8 @@ export function noHealthyTarget(upstream: Named & { readonly targets: readonly u
 }
 
 /**
- * Bouncer gateways a request may have come through (its Via's `bouncer` entries) and still be
- * forwarded: a chain of two or three is a deployment, this many a loop.
+ * How many times a request may have come through this gateway already (its own Via entries,
+ * request.ts ownHops) and still be forwarded: once or twice is an upstream that calls back, this many a loop.
  */
 export const MAX_BOUNCER_HOPS = 8
 
@@ -144,5 +149,5 @@ export const MAX_BOUNCER_HOPS = 8
  * holding every connection for `timeout` (a probe). RFC 9110 §7.6.3: Via is how a proxy sees it.
  */
 export function forwardingLoop(upstream: Named): GatewayError {
-  return new GatewayError('upstream_error', { detail: `The request has come through ${MAX_BOUNCER_HOPS} Bouncer gateways already (its Via): a forwarding loop. Does upstream "${upstream.name}" lead back to a gateway in front of it?` })
+  return new GatewayError('upstream_error', { detail: `The request has come through this gateway ${MAX_BOUNCER_HOPS} times already (its Via): a forwarding loop. Does upstream "${upstream.name}" lead back to the gateway?` })
 }

@@ -102,19 +102,29 @@ function countsLedger(): CountsLedger {
 /** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health) of one that did not change. */
 export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
   const ledger = countsLedger()
-  // The latest upstream of each name, until closed: the one a reload that changed it hands over to.
-  const latest = new Map<string, Upstream>()
+  // The open upstreams of each name, oldest first: a reload that changes one hands over from the last
+  // (handOverRotatedOut). Only the latest was kept: a refused reload's, closed, took the note with it,
+  // the running one was known no more, and the next reload that changed the upstream began its
+  // rotated-out values empty (a probe). Closed, an upstream leaves the one before it last again.
+  const open = new Map<string, Upstream[]>()
   return createSharedResources({
     // The TLS files' contents count: a renewed certificate is picked up by a reload.
     fingerprint: (config) => JSON.stringify([config, config.tls ? loadTlsMaterial(config.tls).material : null]),
     create: (config) => {
       const upstream = createUpstream(config, deps, ledger)
-      handOverRotatedOut(latest.get(config.name), upstream)
-      latest.set(config.name, upstream)
+      const named = open.get(config.name)
+      handOverRotatedOut(named?.at(-1), upstream)
+      if (named === undefined) open.set(config.name, [upstream])
+      else named.push(upstream)
       return upstream
     },
     close: async (upstream) => {
-      if (latest.get(upstream.name) === upstream) latest.delete(upstream.name)
+      const named = open.get(upstream.name)
+      if (named !== undefined) {
+        const left = named.filter((one) => one !== upstream)
+        if (left.length === 0) open.delete(upstream.name)
+        else open.set(upstream.name, left)
+      }
       deps.inFlight.release(upstream.name)
       upstream.stopChecks()
       upstream.ejectionShare?.close()

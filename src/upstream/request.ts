@@ -3,7 +3,7 @@
 // added), and the body, counted, and cut at max_body_bytes when it is chunked.
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
-import { canonicalSegment, foldHeaderName, hasBody, VIA_HTTP_1_0, VIA_HTTP_1_1, VIA_HTTP_2, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
+import { canonicalSegment, foldHeaderName, hasBody, vouchedHost, withoutCookies, type HostAllowList, type ViaEntries } from '../http/index.ts'
 import { bodyTimedOut, bodyTooLarge, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import { forwardingLoop, MAX_BOUNCER_HOPS } from './errors.ts'
@@ -31,6 +31,8 @@ export interface ForwardSettings {
   ownsCors: boolean
   /** server.websocket_idle_timeout (ms) on a WebSocket route: a tunnel idle this long is closed; null for none. */
   websocketIdleMs?: number | null
+  /** The gateway's own Via entries (http/managed-headers.ts viaEntries): added, and counted for a loop. */
+  via: ViaEntries
 }
 
 /** The canonical path that was matched and authorized, or its rewrite, under the upstream's base path. */
@@ -63,7 +65,7 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
     let hops = 0
     for (let i = 0; i < forward.length; i += 2) {
       const name = forward[i] as string
-      if (name === 'via') hops += bouncerHops(forward[i + 1] as string)
+      if (name === 'via') hops += ownHops(forward[i + 1] as string, settings.via.mark)
       // Configured headers win: the client cannot set them, nor a look-alike (X_Api_Key) that a
       // folding upstream would read as one.
       if (names.size > 0 || withheld.size > 0) {
@@ -89,7 +91,7 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   }
   const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : ctx.secure ? 'https' : 'http'
   // Via after the client's own, if it sent one: the list's last member (http/managed-headers.ts).
-  const via = ctx.http2 ? VIA_HTTP_2 : ctx.req.httpVersion === '1.0' ? VIA_HTTP_1_0 : VIA_HTTP_1_1
+  const via = ctx.http2 ? settings.via.http2 : ctx.req.httpVersion === '1.0' ? settings.via.http10 : settings.via.http11
   out.push('via', via, 'x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
   const host = forwardedHost(ctx, settings.publicHosts)
   if (host !== undefined) out.push('x-forwarded-host', host)
@@ -103,12 +105,11 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   return out
 }
 
-/** A Via member the gateway writes (`1.1 bouncer`, `2 bouncer`), the comment it may have after it aside. */
-const BOUNCER_ENTRY = /(?:^|,)[ \t]*[^\s,]+[ \t]+bouncer(?=[ \t]*(?:[,(]|$))/gi
-
-/** How many Bouncer gateways a Via field line names. */
-function bouncerHops(via: string): number {
-  return via.match(BOUNCER_ENTRY)?.length ?? 0
+/** How many of a Via field line's entries this gateway wrote (its `mark`, which no client knows): those of another Bouncer, or a client's look-alike, are not its loop. */
+function ownHops(via: string, mark: string): number {
+  let hops = 0
+  for (let at = via.indexOf(mark); at !== -1; at = via.indexOf(mark, at + mark.length)) hops++
+  return hops
 }
 
 /** Upstreams build redirects and reset links from X-Forwarded-Host: only a host the gateway vouches for (Host header poisoning). */

@@ -34,9 +34,35 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   return out
 }
 
+/**
+ * Whether the value holds one of the credentials, as sent or percent-encoded: an upstream puts what
+ * it echoes in a URL (a Location's query, a Link) encoded, `+` `/` `=` of a base64 token as %2B %2F
+ * %3D, and its client had only to decode it (a probe). Decoded once more for each level of encoding
+ * (up to MAX_DECODINGS), in either hex case, wholly or in part. Only a value with a `%` is decoded.
+ */
 function holdsAny(value: string | string[], credentials: readonly string[]): boolean {
-  const text = typeof value === 'string' ? value : value.join('\n')
-  return credentials.some((credential) => text.includes(credential))
+  let text = typeof value === 'string' ? value : value.join('\n')
+  for (let decodings = 0; ; decodings++) {
+    if (credentials.some((credential) => text.includes(credential))) return true
+    if (decodings === MAX_DECODINGS || !text.includes('%')) return false
+    const decoded = percentDecoded(text)
+    if (decoded === text) return false
+    text = decoded
+  }
+}
+
+/** Levels of percent-encoding looked through (a URL in a query parameter, encoded again). */
+const MAX_DECODINGS = 3
+
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/g
+
+/** RFC 3986 §2.1 escapes decoded: as UTF-8 where they are, else each as its byte (Latin-1, as a header value is read). */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/%(?![0-9A-Fa-f]{2})/g, '%25'))
+  } catch {
+    return text.replace(PERCENT_ESCAPE, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16)))
+  }
 }
 
 /** An auth-scheme, the token a challenge begins with (RFC 9110 §11.3). */

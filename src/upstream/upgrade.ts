@@ -1,6 +1,7 @@
 // WebSocket upgrades on routes with `websocket: true`, after authentication and authorization.
 // node:http is used rather than undici's `upgrade()` because undici hides a refused handshake's
 // status; here a 401/403 from the upstream reaches the client as it was sent.
+import { createHash } from 'node:crypto'
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
@@ -132,6 +133,12 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
         socket.destroy()
         return finish()
       }
+      const fault = handshakeFault(headers, response.headers)
+      if (fault !== null) {
+        served.error = notWebSocket(upstream.name, `answered the WebSocket handshake ${fault} (RFC 6455 §4.1)`)
+        socket.destroy()
+        return finish()
+      }
       targetSucceeded(target)
       outgoing.setTimeout(0)
       served.upstreamMs = performance.now() - sent
@@ -165,6 +172,49 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.end()
   })
+}
+
+/**
+ * RFC 6455 §4.1: what in an upstream's 101 makes a client fail the connection, said for the
+ * detail; null when nothing does. The gateway is the upstream's client: such a 101 was tunnelled
+ * and recorded as served, and its own client failed it (a probe). An accept that is not the key's
+ * digest (a server that never read the handshake), a subprotocol or an extension the client did not
+ * offer. A request with no key has nothing to check the accept against.
+ */
+function handshakeFault(sent: Readonly<Record<string, string | string[]>>, answer: IncomingMessage['headers']): string | null {
+  const key = sent['sec-websocket-key']
+  if (typeof key === 'string') {
+    const accept = answer['sec-websocket-accept']
+    if (accept === undefined) return 'without a Sec-WebSocket-Accept'
+    if (accept !== acceptFor(key)) return 'with a Sec-WebSocket-Accept that is not its key\'s digest'
+  }
+  const protocol = answer['sec-websocket-protocol']
+  if (protocol !== undefined) {
+    const offered = listed(sent['sec-websocket-protocol'], false)
+    if (protocol.includes(',') || !offered.includes(protocol.trim())) return `with subprotocol ${JSON.stringify(truncateClientValue(protocol))}, which the client did not offer`
+  }
+  const extensions = answer['sec-websocket-extensions']
+  if (extensions !== undefined) {
+    const offered = listed(sent['sec-websocket-extensions'], true)
+    const unasked = listed(extensions, true).find((name) => !offered.includes(name))
+    if (unasked !== undefined) return `with extension ${JSON.stringify(truncateClientValue(unasked))}, which the client did not ask for`
+  }
+  return null
+}
+
+/** The tokens of a comma-separated field (its lines together), each without its parameters (`; …`); `fold`: lower case, as extension names compare. */
+function listed(value: string | string[] | undefined, fold: boolean): string[] {
+  if (value === undefined) return []
+  const text = typeof value === 'string' ? value : value.join(',')
+  return text.split(',').map((member) => {
+    const token = (member.split(';')[0] as string).trim()
+    return fold ? token.toLowerCase() : token
+  }).filter((token) => token !== '')
+}
+
+/** RFC 6455 §4.2.2: the Sec-WebSocket-Accept a server that read the handshake's key answers with. */
+function acceptFor(key: string): string {
+  return createHash('sha1').update(`${key.trim()}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
 }
 
 /** An upstream's 101 that is no WebSocket's (`what` it did): 502 upstream_error. */

@@ -1,6 +1,7 @@
 // RFC 9110 §7.6.3: a proxy MUST send Via in each message it forwards, requests and answers, after
 // the entries the message came with, naming the protocol it received the message in. The gateway
-// names itself by the pseudonym `bouncer` (no host, no version). Asserted on what a real upstream
+// names itself by the pseudonym `bouncer` (no host, no version); in requests with a comment holding
+// the process's token (`(token)` here), by which it counts its own entries for a loop. Asserted on what a real upstream
 // received and on what a real client got back, over HTTP/1.1, HTTP/1.0, HTTP/2 and a WebSocket
 // handshake; the gateway's own answers forward nothing and carry no Via.
 import { once } from 'node:events'
@@ -63,28 +64,33 @@ afterAll(async () => {
 
 /** The Via field lines the upstream received, in order. */
 function viaLines(received: Received): string[] {
-  return received.rawHeaders.filter((_, i) => i % 2 === 1 && received.rawHeaders[i - 1]?.toLowerCase() === 'via')
+  return received.rawHeaders.filter((_, i) => i % 2 === 1 && received.rawHeaders[i - 1]?.toLowerCase() === 'via').map(tokenNamed)
+}
+
+/** The gateway's token in a Via line as `(token)`: it is the process's, random. */
+function tokenNamed(line: string): string {
+  return line.replace(/ bouncer \([A-Za-z0-9_-]{12}\)/g, ' bouncer (token)')
 }
 
 describe('Via on forwarded requests', () => {
   it('an HTTP/1.1 request reaches the upstream with Via: 1.1 bouncer, and its answer the client with it too', async () => {
     const res = await request(`${gateway.url}/plain`)
     const received = await res.body.json() as Received
-    expect(viaLines(received)).toEqual(['1.1 bouncer'])
+    expect(viaLines(received)).toEqual(['1.1 bouncer (token)'])
     expect(res.headers.via).toBe('1.1 bouncer')
   })
 
   it('a client’s Via passes, with the gateway’s entry after it', async () => {
     const res = await request(`${gateway.url}/through-proxies`, { headers: { via: '1.0 corp-proxy, 1.1 edge' } })
     const received = await res.body.json() as Received
-    expect(viaLines(received)).toEqual(['1.0 corp-proxy, 1.1 edge', '1.1 bouncer'])
-    expect(received.headers.via).toBe('1.0 corp-proxy, 1.1 edge, 1.1 bouncer')
+    expect(viaLines(received)).toEqual(['1.0 corp-proxy, 1.1 edge', '1.1 bouncer (token)'])
+    expect(tokenNamed(received.headers.via as string)).toBe('1.0 corp-proxy, 1.1 edge, 1.1 bouncer (token)')
   })
 
   it('an HTTP/1.0 request is received as 1.0', async () => {
     const res = await rawRequest(port, 'GET /old HTTP/1.0\r\nHost: gw\r\n\r\n')
     expect(res.status).toBe(200)
-    expect(viaLines(JSON.parse(res.body) as Received)).toEqual(['1.0 bouncer'])
+    expect(viaLines(JSON.parse(res.body) as Received)).toEqual(['1.0 bouncer (token)'])
   })
 
   it('an HTTP/2 request is received as 2', async () => {
@@ -95,7 +101,7 @@ describe('Via on forwarded requests', () => {
       const chunks: Buffer[] = []
       for await (const chunk of stream) chunks.push(chunk as Buffer)
       expect(headers[':status']).toBe(200)
-      expect(viaLines(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received)).toEqual(['2 cdn', '2 bouncer'])
+      expect(viaLines(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received)).toEqual(['2 cdn', '2 bouncer (token)'])
       expect(headers.via).toBe('1.1 bouncer')
     } finally {
       client.close()
@@ -114,7 +120,7 @@ describe('Via on forwarded requests', () => {
     socket.destroy()
     expect(head).toMatch(/^HTTP\/1\.1 101 /)
     expect(head.toLowerCase()).toContain('\r\nvia: 1.1 bouncer\r\n')
-    expect(wsReceived?.headers.via).toBe('1.1 bouncer')
+    expect(tokenNamed(wsReceived?.headers.via as string)).toBe('1.1 bouncer (token)')
   })
 })
 
