@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes the example's certificates into ./certs: a CA for the server certificate (give clients
 # server-ca.crt), the server certificate for localhost and 127.0.0.1, a "mesh" CA for workloads
-# (the gateway's client_ca) and one workload's certificate, named by its SPIFFE ID. For trying the
+# (the gateway's client_ca), its CRL (client_crl: none revoked yet) and one workload's certificate,
+# named by its SPIFFE ID. For trying the
 # example only: the private keys are in the repository, so anyone can impersonate these names.
 # Run it again to make your own (the CA keys are not kept).
 set -eu
@@ -32,5 +33,13 @@ ca "Example server CA" server-ca
 ca "Example mesh CA" mesh-ca
 leaf server-ca server "/CN=localhost" "extendedKeyUsage = serverAuth" "subjectAltName = DNS:localhost,IP:127.0.0.1"
 leaf mesh-ca loader "/CN=loader" "extendedKeyUsage = clientAuth" "subjectAltName = URI:spiffe://example.org/ns/etl/sa/loader"
+
+# The mesh CA's CRL, revoking nothing: `openssl ca -gencrl` reads the CA's database (index.txt) of
+# revoked certificates, empty here. With your own CA, `openssl ca -revoke` a certificate and make
+# the CRL again before its nextUpdate (-crldays); the gateway reads the new file as it lands.
+touch "$work/index.txt"
+printf '%s\n' '[ca]' 'default_ca = mesh' '[mesh]' "database = $work/index.txt" 'default_md = sha256' > "$work/ca.cnf"
+openssl ca -batch -config "$work/ca.cnf" -gencrl -cert "$out/mesh-ca.crt" -keyfile "$work/mesh-ca.key" \
+  -crldays "$days" -out "$out/mesh-ca.crl" 2>/dev/null
 chmod 600 "$out"/*.key
 echo "certificates in $(pwd)/$out"

@@ -26,6 +26,7 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
     cert: path(config.server.tls.cert),
     key: path(config.server.tls.key),
     client_ca: config.server.tls.client_ca === undefined ? undefined : path(config.server.tls.client_ca),
+    client_crl: config.server.tls.client_crl === undefined ? undefined : path(config.server.tls.client_crl),
   }
   const server = tls ? { ...config.server, tls } : config.server
   const issuers = config.issuers.map((issuer) => (issuer.type !== 'x509' ? issuer : { ...issuer, ca: issuer.ca === undefined ? issuer.ca : path(issuer.ca) }))

@@ -123,6 +123,8 @@ const tls = z.strictObject({
   min_version: z.enum(TLS_MIN_VERSIONS, { error: 'min_version is TLSv1.2 or TLSv1.3' }).default('TLSv1.2'),
   /** PEM: the CAs client certificates must chain to; asking for client certificates needs it. */
   client_ca: z.string().min(1).optional(),
+  /** PEM: the CRLs of client_ca's CAs (and of x509 issuers' ca, for forwarded certificates); a revoked client certificate is refused. */
+  client_crl: z.string().min(1).optional(),
   /** none: no certificate asked for; optional: asked for, checked where a route accepts client_cert; require: no connection without a valid one. Default: optional with client_ca, else none. */
   client_auth: z.enum(['none', 'optional', 'require'], { error: 'client_auth is none, optional or require' }).optional(),
 }).transform((value) => ({ ...value, client_auth: value.client_auth ?? (value.client_ca === undefined ? 'none' as const : 'optional' as const) }))

@@ -5,6 +5,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { readRegularFile } from '../collections/index.ts'
+import { crlSignedBy, issuerText, readCrls, subjectNameOf, type RevocationList } from './crl.ts'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { TlsConfig } from './schema.ts'
 
@@ -17,6 +18,9 @@ export interface TlsMaterial {
   /** server.tls.client_ca as read, and its certificates; null when client certificates are not asked for. */
   readonly clientCa: Buffer | null
   readonly clientCas: readonly X509Certificate[]
+  /** server.tls.client_crl's CRLs as PEM, one each (for the handshake: null when no client certificate is asked for), and as read (for forwarded certificates too). */
+  readonly clientCrl: readonly string[] | null
+  readonly clientCrls: readonly RevocationList[]
 }
 
 export type TlsRead = { ok: true; material: TlsMaterial; warnings: Finding[] } | { ok: false; errors: Finding[]; warnings: Finding[] }
@@ -41,7 +45,7 @@ const MAX_PEM_BYTES = 10 * 1024 * 1024
  * probe). A device or socket is refused unread; a named pipe (a program feeding the file) is read
  * as a file is, its writer waited for, its text bounded as a file's size is.
  */
-function readPemFile(path: string): { ok: true; pem: Buffer } | { ok: false; message: string } {
+export function readPemFile(path: string): { ok: true; pem: Buffer } | { ok: false; message: string } {
   const read = readRegularFile(path, MAX_PEM_BYTES, { pipes: 'read' })
   if (read.ok) return { ok: true, pem: read.bytes }
   if (read.reason === 'directory') return { ok: false, message: `cannot read ${path}: it is a directory, not a file (EISDIR)` }
@@ -167,6 +171,8 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
       }
     }
   }
+  const crl = tls.client_crl === undefined ? null : readCrls(tls.client_crl)
+  if (crl !== null && !crl.ok) error('client_crl', crl.message)
   if (tls.client_auth !== 'none' && tls.client_ca === undefined) {
     error('client_auth', `client_auth: ${tls.client_auth} needs client_ca, the CAs client certificates must chain to`)
   }
@@ -182,7 +188,7 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
     return { ok: false, errors, warnings }
   }
   try {
-    createSecureContext({ cert: chain.pem, key: key.pem, ca: clientCa?.pem, minVersion: tls.min_version })
+    createSecureContext({ cert: chain.pem, key: key.pem, ca: clientCa?.pem, crl: crl?.ok ? crl.pems : undefined, minVersion: tls.min_version })
   } catch (err) {
     error('cert', `OpenSSL refuses the certificate and key: ${(err as Error).message}`)
     return { ok: false, errors, warnings }
@@ -192,7 +198,60 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
   if (errors.length > 0) return { ok: false, errors, warnings }
   return {
     ok: true,
-    material: { cert: chain.pem, key: key.pem, leaf, clientCa: tls.client_auth === 'none' ? null : clientCa?.pem ?? null, clientCas: clientCa?.certificates ?? [] },
+    material: {
+      cert: chain.pem,
+      key: key.pem,
+      leaf,
+      clientCa: tls.client_auth === 'none' ? null : clientCa?.pem ?? null,
+      clientCas: clientCa?.certificates ?? [],
+      clientCrl: tls.client_auth === 'none' || !crl?.ok ? null : crl.pems,
+      clientCrls: crl?.ok ? crl.crls : [],
+    },
     warnings,
   }
+}
+
+/**
+ * What is wrong with client_crl's CRLs for the CAs client certificates chain to (client_ca's, and
+ * the x509 issuers' ca that forwarded certificates are checked against): tls-checks.ts, so that
+ * check, a start and a reload all refuse what the handshake would make of them. OpenSSL, once given CRLs
+ * (Node sets X509_V_FLAG_CRL_CHECK_ALL), checks every certificate of a chain below its root against
+ * its CA's CRL and refuses one whose CA has none, or has one that is out of date: a CA of `cas`
+ * without a CRL is an error, as every certificate it signed would be refused; a CRL past its
+ * nextUpdate a warning (it was good when written, and a fresh one is the fix). A CRL that no CA of
+ * `cas` names revokes nothing here.
+ */
+export function crlFindings(crls: readonly RevocationList[], cas: readonly X509Certificate[], file: string, nowMs: number): Finding[] {
+  const findings: Finding[] = []
+  const path = ['server', 'tls', 'client_crl']
+  const error = (message: string) => findings.push({ severity: 'error', path, message })
+  const warn = (message: string) => findings.push({ severity: 'warning', path, message })
+  const covered = new Set<string>()
+  for (const [i, crl] of crls.entries()) {
+    const issuer = issuerText(crl)
+    const named = cas.filter((ca) => subjectNameOf(ca).equals(crl.issuer))
+    const verdicts = named.map((ca) => ({ ca, signed: crlSignedBy(crl, ca) })).filter(({ signed }) => signed !== false)
+    if (verdicts.length === 0) {
+      // Its name is a CA's of `cas` and that CA's key did not sign it: a forgery, or a CRL of a CA's earlier key.
+      if (named.length > 0) error(`CRL ${i + 1} of ${file} names "${issuer}" as its issuer, and that CA's key did not sign it: OpenSSL refuses it (CRL_SIGNATURE_FAILURE), and with it every certificate that CA signed`)
+      else warn(`CRL ${i + 1} of ${file} is issued by "${issuer}", which is not a CA client certificates chain to here: it revokes nothing`)
+      continue
+    }
+    if (verdicts.some(({ signed }) => signed === 'unsupported')) {
+      error(`CRL ${i + 1} of ${file} ("${issuer}") is signed by an algorithm the gateway does not verify: sign it with ECDSA, EdDSA or RSA PKCS #1 v1.5 with SHA-2`)
+      continue
+    }
+    for (const { ca } of verdicts) covered.add(ca.fingerprint256)
+    if (crl.nextUpdateMs !== null && crl.nextUpdateMs < nowMs) {
+      warn(`the CRL of "${issuer}" in ${file} is out of date: its nextUpdate was ${new Date(crl.nextUpdateMs).toISOString()}, and until a newer one replaces it the TLS handshake refuses every certificate that CA signed (CRL_HAS_EXPIRED)`)
+    } else if (crl.thisUpdateMs > nowMs) {
+      warn(`the CRL of "${issuer}" in ${file} is not valid before ${new Date(crl.thisUpdateMs).toISOString()} (its thisUpdate): until then the TLS handshake refuses every certificate that CA signed (CRL_NOT_YET_VALID)`)
+    }
+  }
+  for (const ca of cas) {
+    if (!covered.has(ca.fingerprint256)) {
+      error(`"${distinguishedName(ca.subject)}" has no CRL in ${file}: given CRLs, the TLS handshake checks every certificate of a chain below its root against its CA's CRL, and refuses one whose CA has none (UNABLE_TO_GET_CRL), so every certificate this CA signed would be refused. Add its CRL (one that revokes nothing will do)`)
+    }
+  }
+  return findings
 }

@@ -6,23 +6,31 @@ import type { X509Certificate } from 'node:crypto'
 import { isReservedForConfig } from '../http/index.ts'
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
-import { caOwners, distinguishedName, readCertificates, readTlsMaterial, trustedCaWarnings } from './server-tls.ts'
+import type { RevocationList } from './crl.ts'
+import { caOwners, crlFindings, distinguishedName, readCertificates, readTlsMaterial, trustedCaWarnings } from './server-tls.ts'
 
 export function tlsFindings(config: Config): Finding[] {
   const findings: Finding[] = []
   const { tls, http2 } = config.server
   let clientCas: readonly X509Certificate[] | null = null
+  let crls: readonly RevocationList[] | null = null
   if (tls) {
     const read = readTlsMaterial(tls)
     findings.push(...read.warnings)
     if (!read.ok) findings.push(...read.errors)
-    else if (read.material.clientCa !== null) clientCas = read.material.clientCas
+    else {
+      if (read.material.clientCa !== null) clientCas = read.material.clientCas
+      if (tls.client_crl !== undefined) crls = read.material.clientCrls
+    }
   } else if (http2) {
     findings.push({ severity: 'error', path: ['server', 'http2'], message: 'HTTP/2 is offered by ALPN on a TLS listener: set server.tls (cleartext h2c is not supported)' })
   }
   /** The x509 issuers checked so far, with their CAs: a CA is the first's to name it (caOwners). */
   const earlier: Array<{ name: string; cas: readonly X509Certificate[] }> = []
   const forwarded = config.server.forwarded_client_cert !== undefined
+  /** The CAs that client certificates' chains pass through, whose CRLs client_crl must hold. */
+  const revocable = new Map<string, X509Certificate>()
+  if (clientCas !== null) for (const ca of clientCas) if (ca.ca) revocable.set(ca.fingerprint256, ca)
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'x509') return
     const listenerAsks = tls !== undefined && tls.client_ca !== undefined && tls.client_auth !== 'none'
@@ -47,6 +55,7 @@ export function tlsFindings(config: Config): Finding[] {
       cas = read.certificates
       // Forwarded certificates are checked against these CAs alone; those also in client_ca were checked as such above.
       if (forwarded) {
+        for (const ca of cas) if (ca.ca) revocable.set(ca.fingerprint256, ca)
         const checked = new Set((listenerCas ?? []).map((ca) => ca.fingerprint256))
         const unchecked = cas.filter((ca) => !checked.has(ca.fingerprint256))
         for (const message of trustedCaWarnings(unchecked, issuer.ca, Date.now())) findings.push({ severity: 'warning', path: ['issuers', i, 'ca'], message })
@@ -76,6 +85,13 @@ export function tlsFindings(config: Config): Finding[] {
     }
     earlier.push({ name: issuer.name, cas })
   })
+  if (tls?.client_crl !== undefined && crls !== null) {
+    if (revocable.size === 0 && clientCas === null && !forwarded) {
+      findings.push({ severity: 'warning', path: ['server', 'tls', 'client_crl'], message: 'no client certificate is asked for (client_ca with client_auth optional or require) nor forwarded (server.forwarded_client_cert), so client_crl is not used' })
+    } else {
+      for (const finding of crlFindings(crls, [...revocable.values()], tls.client_crl, Date.now())) findings.push(finding)
+    }
+  }
   findings.push(...forwardedCertFindings(config))
   return findings
 }

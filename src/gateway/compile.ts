@@ -5,7 +5,7 @@
 import { randomBytes, type X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
-import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, reachedOverHttps, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, crlsByCa, jwtIssuers, parseRoutePattern, reachedOverHttps, readCertificates, readCrls, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RevocationList, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, viaEntries, type CorsPolicy, type ViaEntries } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospectorRegistry, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier, unprovenCredential,
@@ -69,6 +69,8 @@ export interface Runtime {
   readonly authenticator: Authenticator
   /** The x509 issuers and the CAs each vouches for, as the client_cert verifier reads them (explain maps a recorded CA back to its issuer). */
   readonly certificateIssuers: readonly X509Issuer[]
+  /** server.tls.client_crl's CRLs as one string (their signatures): open tunnels' certificates are checked again when it changes. */
+  readonly certificateRevocations: string
   /** The issuer that introspects opaque tokens, if one does (its client secret is set from the secrets store). */
   readonly introspection: Introspector | null
   /** The API keys (api_keys), when configured. */
@@ -418,7 +420,7 @@ function ownTokens(config: Config, signing: RuntimeSigning): OwnTokens | null {
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
 function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, signing: RuntimeSigning, deps: CompileDeps): {
-  authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier; certificateIssuers: readonly X509Issuer[]
+  authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier; certificateIssuers: readonly X509Issuer[]; certificateRevocations: string
 } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
@@ -442,8 +444,14 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     name: issuer.name,
     cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
   }))
-  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields, { baseUrl: config.sign_in?.base_url, hosts: config.server.hosts }))
-  return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers }
+  const crlFile = config.server.tls?.client_crl
+  // The CRLs each CA signed, checked on connections made before they were read and on forwarded certificates (the handshake checks its own).
+  // client_ca's CAs too: a chain the handshake took goes up to client_ca's root, which an issuer's ca may leave out.
+  const clientCa = config.server.tls?.client_ca
+  const revocations = crlFile === undefined ? null : crlsByCa(mustReadCrls(crlFile), [...certificateIssuers.flatMap((issuer) => issuer.cas), ...(clientCa === undefined ? [] : mustReadCertificates(clientCa))])
+  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields, { baseUrl: config.sign_in?.base_url, hosts: config.server.hosts }, revocations))
+  const certificateRevocations = revocations === null ? '' : [...new Set([...revocations.values()].flat())].map((crl) => crl.signature.toString('base64')).join(',')
+  return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers, certificateRevocations }
 }
 
 /** sign_in: the provider (bouncer check made sure it names a jwt issuer with keys) and the session store. */
@@ -527,6 +535,12 @@ function mustReadCertificates(path: string): X509Certificate[] {
   const read = readCertificates(path)
   if (!read.ok) throw new Error(`an x509 issuer's CA file changed since the config was checked: ${read.message}`)
   return read.certificates
+}
+
+function mustReadCrls(path: string): RevocationList[] {
+  const read = readCrls(path)
+  if (!read.ok) throw new Error(`server.tls.client_crl changed since the config was checked: ${read.message}`)
+  return read.crls
 }
 
 function mustParse(path: string): RoutePattern {

@@ -1,5 +1,5 @@
-// TLS termination on the gateway listener (server.tls). The certificate, key and client CAs (and the
-// x509 issuers' ca files) are read again at every reload: on SIGHUP, and when one of their files
+// TLS termination on the gateway listener (server.tls). The certificate, key, client CAs and CRLs
+// (and the x509 issuers' ca files) are read again at every reload: on SIGHUP, and when one of their files
 // changes (polled: a renamed-over file, a certbot renewal, a Kubernetes secret's symlink swap all show as a new mtime or inode),
 // which starts the same reload, so the files and the x509 issuers that name client_ca's CAs never
 // disagree. A new pair is installed with setSecureContext: connections already open keep the
@@ -39,6 +39,8 @@ export function secureContextOptions(tls: TlsConfig, material: TlsMaterial, tick
     cert: material.cert,
     key: material.key,
     ca: material.clientCa ?? undefined,
+    // Node sets OpenSSL's CRL_CHECK_ALL with it: every certificate below the root needs its CA's CRL (README, client certificates).
+    crl: material.clientCrl === null ? undefined : [...material.clientCrl],
     minVersion: tls.min_version,
     ciphers: TLS12_CIPHERS,
     // The server's order, so a client offering CBC or RSA key exchange first still gets ECDHE+AEAD.
@@ -97,7 +99,8 @@ export function createTlsReloader(
   function watch(tls: TlsConfig): void {
     if (!deps.onFilesChanged) return
     // An issuer's ca, changed alone, went unread until SIGHUP: a CA taken out of it kept vouching.
-    const paths = [...new Set([tls.cert, tls.key, ...(tls.client_ca === undefined ? [] : [tls.client_ca]), ...(deps.alsoWatched?.() ?? [])])]
+    // A CRL is replaced every few hours or days (a cron job, a CA's publication): read as it lands, no SIGHUP needed.
+    const paths = [...new Set([tls.cert, tls.key, ...[tls.client_ca, tls.client_crl].filter((path) => path !== undefined), ...(deps.alsoWatched?.() ?? [])])]
     if (paths.join('\0') === watched.join('\0')) return
     for (const path of watched) unwatchFile(path, changed)
     watched = paths

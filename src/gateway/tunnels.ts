@@ -69,7 +69,8 @@ const trustOf = new WeakMap<Runtime, string>()
 function certificateTrust(rt: Runtime): string {
   let trust = trustOf.get(rt)
   if (trust === undefined) {
-    trust = JSON.stringify([rt.config.issuers.filter((issuer) => issuer.type === 'x509'), rt.config.server.forwarded_client_cert ?? null, rt.config.server.tls?.client_ca ?? null])
+    // The CRLs' own text, not their file's path: a CRL is rewritten in place as it is renewed.
+    trust = JSON.stringify([rt.config.issuers.filter((issuer) => issuer.type === 'x509'), rt.config.server.forwarded_client_cert ?? null, rt.config.server.tls?.client_ca ?? null, rt.certificateRevocations])
     trustOf.set(rt, trust)
   }
   return trust

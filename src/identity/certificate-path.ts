@@ -12,10 +12,11 @@
 //   issuer's ca needs no root beside it, as the README says.
 // - Dates are not checked here: the caller checks them on every request, as a connection's
 //   certificate may expire while it is open (the choice among trusted CAs of one name does read them).
-// - Revocation (CRLs, OCSP) is not checked; name constraints are not evaluated, so a chain through a
+// - Revocation is not checked here (x509.ts checks server.tls.client_crl on the path this returns;
+//   OCSP nowhere); name constraints are not evaluated, so a chain through a
 //   CA that has them is refused; certificate policies are not evaluated.
 import type { KeyObject, X509Certificate } from 'node:crypto'
-import { children, oidText, tlv, unlessMalformed } from './der.ts'
+import { children, oidText, tlv, unlessMalformed } from '../collections/index.ts'
 
 /** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
 export type PathVerdict = { readonly ok: true; readonly path: readonly X509Certificate[] } | { readonly ok: false; readonly code: string }

@@ -4,7 +4,7 @@
 // refused with a reason an operator can act on (a PEM or URL-encoded certificate is the usual
 // mistake), never guessed at. Pure: strings in, DER bytes or a reason out.
 
-import { sequenceEnd } from './der.ts'
+import { sequenceEnd } from '../collections/index.ts'
 
 /** A field the gateway will not read, and why (the 401's detail). */
 export class ClientCertFieldError extends Error {}

@@ -12,10 +12,15 @@
 // Behind a load balancer that terminates TLS (server.forwarded_client_cert), the certificate comes
 // in RFC 9440's fields from a peer of server.trusted_proxies, which proved the key; its chain is
 // checked here as the handshake would (certificate-path.ts), and the same identity follows.
+//
+// With server.tls.client_crl the handshake checks its CRLs (OpenSSL, CRL_CHECK_ALL); here they are
+// checked again, as OpenSSL does, for what no handshake of theirs checked: forwarded certificates,
+// and connections made before a reload read a new CRL (the verifier is the reload's). A certificate
+// below its root whose CA has no CRL is refused, as OpenSSL refuses it.
 import { createHash, X509Certificate } from 'node:crypto'
 import type { DetailedPeerCertificate } from 'node:tls'
 import { createLru } from '../collections/index.ts'
-import { caOwners, distinguishedName, unmapIpv4 } from '../config/index.ts'
+import { caOwners, distinguishedName, serialKey, unmapIpv4, type RevocationList } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
@@ -72,6 +77,16 @@ interface ProxyFields {
 
 type Anchors = ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>
 
+/** server.tls.client_crl's CRLs by the SHA-256 fingerprint of the CA that signed each (config crlsByCa); null: no CRLs, nothing is checked. */
+export type Revocations = ReadonlyMap<string, readonly RevocationList[]>
+
+/** What examine and examineForwarded check a chain by, beside its anchors. */
+interface Trust {
+  readonly byFingerprint: Anchors
+  readonly trusted: readonly X509Certificate[]
+  readonly revocations: Revocations | null
+}
+
 /** SPIFFE ID §2.3: implementations support IDs of up to 2048 bytes, and should not make longer ones. */
 const MAX_SUBJECT_BYTES = 2048
 
@@ -84,6 +99,9 @@ const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAG
 /** OpenSSL's verdicts about dates alone: the rest of the chain is checked again to see whose certificate it was. */
 const DATE_VERDICTS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
 
+/** OpenSSL's verdicts about revocation (client_crl): the chain is checked again to say which certificate, and whose it was. */
+const REVOCATION_VERDICTS: ReadonlySet<string> = new Set(['CERT_REVOKED', 'UNABLE_TO_GET_CRL', 'CRL_HAS_EXPIRED', 'CRL_NOT_YET_VALID', 'CRL_SIGNATURE_FAILURE'])
+
 /**
  * Forwarded certificates' outcomes, by a digest of the fields: a proxy sends the same certificate
  * with every request of its client, and the chain's signatures cost ≈ 100 µs a link (ECDSA P-256).
@@ -95,9 +113,9 @@ const FORWARDED_CACHE_MS = 5 * 60_000
  * `origin`: what a browser's state-changing request or WebSocket handshake by certificate must name
  * as its Origin (the session cookie's rule: sign_in.base_url, else the request's scheme and Host within server.hosts).
  */
-export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now, forwarded: ForwardedClientCert | null = null, origin: OriginSettings = {}): CredentialVerifier {
+export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now, forwarded: ForwardedClientCert | null = null, origin: OriginSettings = {}, revocations: Revocations | null = null): CredentialVerifier {
   const byFingerprint: Anchors = caOwners(issuers)
-  const trusted = [...byFingerprint.values()].map(({ ca }) => ca)
+  const trust: Trust = { byFingerprint, trusted: [...byFingerprint.values()].map(({ ca }) => ca), revocations }
   // Only connections that presented a certificate get an entry.
   const outcomes = new WeakMap<object, PeerOutcome>()
   const forwardedOutcomes = createLru<PeerOutcome>(FORWARDED_CACHE_ENTRIES)
@@ -107,7 +125,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
     let outcome = outcomes.get(connection)
     if (outcome === undefined && peerCertificate(connection) !== undefined) {
-      outcome = examine(connection, byFingerprint, trusted, now())
+      outcome = examine(connection, trust, now())
       outcomes.set(connection, outcome)
     }
     return outcome
@@ -128,7 +146,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
     const key = createHash('sha256').update(lines.join('\n')).update('\0').update(chainLines.join('\n')).digest('base64')
     let outcome = forwardedOutcomes.get(key, nowMs)
     if (outcome === undefined) {
-      outcome = examineForwarded(lines, chainLines, fields, byFingerprint, trusted, nowMs)
+      outcome = examineForwarded(lines, chainLines, fields, trust, nowMs)
       forwardedOutcomes.set(key, outcome, nowMs + FORWARDED_CACHE_MS)
     }
     return outcome
@@ -226,7 +244,7 @@ function refusal(detail: string): GatewayError {
   return new GatewayError('client_cert_required', { detail })
 }
 
-function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: readonly X509Certificate[], nowMs: number): PeerOutcome {
+function examine(connection: TlsConnection, { byFingerprint, trusted, revocations }: Trust, nowMs: number): PeerOutcome {
   const leaf = peerCertificate(connection) as X509Certificate
   const chain = peerChain(connection)
   if (!connection.authorized) {
@@ -239,6 +257,14 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
       const checked = verifyCertificatePath(leaf, chain.slice(1), trusted, nowMs)
       const proven = checked.ok ? provenOutcome(checked.path, byFingerprint) : undefined
       if (proven !== undefined && !('refusal' in proven)) return { refusal: whyNotAuthorized(code, leaf, nowMs), identity: proven.identity }
+    }
+    // OpenSSL does not say which certificate its CRLs refused: the chain, checked again, says which,
+    // and a revoked certificate's record names whose it was (`bouncer audit --principal`).
+    if (REVOCATION_VERDICTS.has(code)) {
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted, nowMs)
+      const revoked = checked.ok && revocations !== null ? revocationVerdict(checked.path, revocations, nowMs) : null
+      if (checked.ok && revoked !== null) return revokedOutcome(revoked, checked.path, byFingerprint)
+      return { refusal: whyNotAuthorized(code, leaf, nowMs) }
     }
     // OpenSSL says INVALID_PURPOSE for any usage it refuses; the chain's own check says which.
     if (code === 'INVALID_PURPOSE') {
@@ -256,6 +282,10 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
     const missing = truncateClientValue(distinguishedName(top.issuer))
     return { refusal: `The client certificate "${truncateClientValue(distinguishedName(leaf.subject))}" is signed by "${missing}", which is not in server.tls.client_ca: the handshake checked it through the intermediate CA certificates the client sent, but those do not reach the gateway, which cannot tell which CA of client_ca it chains to. Add "${missing}" to server.tls.client_ca (beside its root).` }
   }
+  // The handshake checked the CRLs it was given; a connection made before a reload read new ones
+  // (a certificate revoked since) is checked against these.
+  const revoked = revocations === null ? null : revocationVerdict(path, revocations, nowMs)
+  if (revoked !== null) return revokedOutcome(revoked, path, byFingerprint)
   return provenOutcome(path, byFingerprint)
 }
 
@@ -263,7 +293,7 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
  * A forwarded certificate (RFC 9440): the proxy checked it by its own rules, and the gateway checks it
  * again by its own, against the x509 issuers' CAs, as OpenSSL checks a handshake's.
  */
-function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, byFingerprint: Anchors, trusted: readonly X509Certificate[], nowMs: number): PeerOutcome {
+function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, { byFingerprint, trusted, revocations }: Trust, nowMs: number): PeerOutcome {
   let leaf: X509Certificate
   let presented: X509Certificate[]
   try {
@@ -277,7 +307,64 @@ function examineForwarded(lines: readonly string[], chainLines: readonly string[
   }
   const checked = verifyCertificatePath(leaf, presented, trusted, nowMs)
   if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs, "the x509 issuers' ca") }
+  // The proxy may check no CRL, or older ones: the gateway's are checked whatever it did.
+  const revoked = revocations === null ? null : revocationVerdict(checked.path, revocations, nowMs)
+  if (revoked !== null) return revokedOutcome(revoked, checked.path, byFingerprint)
   return provenOutcome(checked.path, byFingerprint)
+}
+
+/** Which certificate of a chain client_crl refuses, and OpenSSL's name for why. */
+interface RevocationVerdict {
+  readonly code: 'CERT_REVOKED' | 'UNABLE_TO_GET_CRL' | 'CRL_HAS_EXPIRED' | 'CRL_NOT_YET_VALID'
+  /** Its place in the chain: 0 the leaf, 1 the CA that signed it, … */
+  readonly depth: number
+}
+
+/**
+ * OpenSSL's check with X509_V_FLAG_CRL_CHECK_ALL (what Node's tls `crl` sets), over a chain linked
+ * by signatures (the leaf first): every certificate below the top is checked against a CRL its CA
+ * signed (the newest within its dates, else the newest), which must exist and be within its dates,
+ * and must not list its serial number. The top, a root or an anchor of an issuer's ca, has no CA
+ * here to vouch for it. null: nothing refused.
+ */
+function revocationVerdict(path: readonly X509Certificate[], revocations: Revocations, nowMs: number): RevocationVerdict | null {
+  for (let depth = 0; depth < path.length - 1; depth++) {
+    const certificate = path[depth] as X509Certificate
+    const crls = revocations.get((path[depth + 1] as X509Certificate).fingerprint256)
+    if (crls === undefined) return { code: 'UNABLE_TO_GET_CRL', depth }
+    const current = (crl: RevocationList) => crl.thisUpdateMs <= nowMs && (crl.nextUpdateMs === null || nowMs <= crl.nextUpdateMs)
+    const newest = (candidates: readonly RevocationList[]) => candidates.reduce<RevocationList | undefined>((best, crl) => (best === undefined || crl.thisUpdateMs > best.thisUpdateMs ? crl : best), undefined)
+    const crl = (newest(crls.filter(current)) ?? newest(crls)) as RevocationList
+    if (crl.thisUpdateMs > nowMs) return { code: 'CRL_NOT_YET_VALID', depth }
+    if (crl.nextUpdateMs !== null && nowMs > crl.nextUpdateMs) return { code: 'CRL_HAS_EXPIRED', depth }
+    if (crl.revoked.has(serialKey(certificate.serialNumber))) return { code: 'CERT_REVOKED', depth }
+  }
+  return null
+}
+
+/**
+ * A refusal by client_crl, in words that name the certificate and the CA whose CRL decided. A
+ * revoked certificate (or one below a revoked CA) is genuine, its chain sound: the record names
+ * whose it was, as for an expired one.
+ */
+function revokedOutcome({ code, depth }: RevocationVerdict, path: readonly X509Certificate[], byFingerprint: Anchors): PeerOutcome {
+  const leaf = path[0] as X509Certificate
+  const certificate = path[depth] as X509Certificate
+  const subject = truncateClientValue(distinguishedName(leaf.subject))
+  const ca = truncateClientValue(distinguishedName((path[depth + 1] as X509Certificate).subject))
+  const which = depth === 0 ? `The client certificate "${subject}"` : `The client certificate "${subject}" chains through the CA certificate "${truncateClientValue(distinguishedName(certificate.subject))}", which`
+  const proven = provenOutcome(path, byFingerprint)
+  const identity = 'refusal' in proven ? undefined : proven.identity
+  switch (code) {
+    case 'CERT_REVOKED':
+      return { refusal: `${which} is revoked: the CRL of "${ca}" (server.tls.client_crl) lists its serial number ${certificate.serialNumber}.`, identity }
+    case 'UNABLE_TO_GET_CRL':
+      return { refusal: `${which} is signed by "${ca}", which has no CRL in server.tls.client_crl: with CRLs, a certificate is accepted only where its CA's CRL says it is not revoked.`, identity }
+    case 'CRL_HAS_EXPIRED':
+      return { refusal: `${which} is signed by "${ca}", whose CRL in server.tls.client_crl is out of date (past its nextUpdate): no certificate it covers is accepted until a current one is installed.`, identity }
+    case 'CRL_NOT_YET_VALID':
+      return { refusal: `${which} is signed by "${ca}", whose CRL in server.tls.client_crl is not valid yet (its thisUpdate is ahead of the gateway's clock).`, identity }
+  }
 }
 
 function certificateOf(der: Buffer, what: string): X509Certificate {
@@ -388,6 +475,16 @@ function whyNotAuthorized(code: string, leaf: X509Certificate, nowMs: number, tr
       return ofItsCa('has a key too small to be secure (RSA or DSA under 2048 bits, EC under 224)')
     case 'CA_MD_TOO_WEAK':
       return `The client certificate "${subject}", or a CA certificate of its chain, is signed with a digest too weak to be secure (MD5 or SHA-1).`
+    case 'CERT_REVOKED':
+      return `The client certificate "${subject}", or a CA certificate of its chain, is revoked: its CA's CRL (server.tls.client_crl) lists it.`
+    case 'UNABLE_TO_GET_CRL':
+      return `The client certificate "${subject}" chains through a CA that has no CRL in server.tls.client_crl: with CRLs, a certificate is accepted only where its CA's CRL says it is not revoked.`
+    case 'CRL_HAS_EXPIRED':
+      return `The client certificate "${subject}" chains through a CA whose CRL in server.tls.client_crl is out of date (past its nextUpdate).`
+    case 'CRL_NOT_YET_VALID':
+      return `The client certificate "${subject}" chains through a CA whose CRL in server.tls.client_crl is not valid yet.`
+    case 'CRL_SIGNATURE_FAILURE':
+      return `The client certificate "${subject}" chains through a CA whose CRL in server.tls.client_crl does not verify with that CA's key.`
     case 'NAME_CONSTRAINTS_UNCHECKED':
       return ofItsCa('has name constraints, which are not checked for a forwarded certificate: such a chain is refused')
     default:

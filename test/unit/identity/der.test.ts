@@ -1,8 +1,8 @@
-// The one DER walk (src/identity/der.ts) that the certificate checks and the RFC 9440 field reader
+// The one DER walk (src/collections/der.ts) that the certificate checks and the RFC 9440 field reader
 // share, fed hostile lengths: whatever a peer sends, a read stays inside its bounds and fails as a
 // RangeError (or null), never past the buffer nor as another kind of throw (a 500).
 import { describe, expect, it } from 'vitest'
-import { children, oidText, sequenceEnd, tlv } from '../../../src/identity/der.ts'
+import { children, oidText, sequenceEnd, tlv } from '../../../src/collections/der.ts'
 
 const bytes = (...octets: number[]) => Buffer.from(octets)
 

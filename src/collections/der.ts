@@ -1,7 +1,8 @@
-// The DER walk (X.690 §8.1) that the certificate checks (certificate-path.ts) and the RFC 9440
-// field reader (client-cert-field.ts) share: an element's tag and bounds, a constructed element's
-// children, an OID's dotted text. Every read stays inside the bounds it was given; malformed input
-// throws RangeError, and only that (sequenceEnd answers null instead).
+// The DER walk (X.690 §8.1) that the certificate checks (identity/certificate-path.ts), the RFC 9440
+// field reader (identity/client-cert-field.ts) and the CRL reader (config/crl.ts) share: an
+// element's tag and bounds, a constructed element's children, an OID's dotted text. Every read stays
+// inside the bounds it was given; malformed input throws RangeError, and only that (sequenceEnd
+// answers null instead).
 
 export interface Tlv {
   readonly tag: number
