@@ -323,16 +323,7 @@ its TLS connection, or forwarded by a trusted proxy that terminated TLS, RFC 944
  * introspection answer, a cached verification): the same token may come over another connection.
  */
 function senderConstraint(cnf: unknown, presented: PresentedCertificate | undefined): void {
-  const members = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? Object.keys(cnf) : null
-  if (members === null) throw unauthorized('malformed_token', 'The token\'s cnf claim is not an object (RFC 7800 §3.1).')
-  if ('jkt' in (cnf as object)) {
-    throw unauthorized('malformed_token', 'The token is bound to a DPoP key (cnf.jkt): it is sent with the DPoP scheme (RFC 9449), which this gateway does not take, and as a bearer token proves nothing of its holder.')
-  }
-  const unchecked = members.filter((name) => name !== 'x5t#S256')
-  if (unchecked.length > 0) {
-    throw unauthorized('malformed_token', `The token is bound to a key the gateway cannot check (cnf.${truncateClientValue(unchecked[0] as string, 32)}): it is not a bearer token.`)
-  }
-  const expected = (cnf as Record<string, unknown>)['x5t#S256']
+  const expected = boundCertificate(cnf)
   let der: Buffer | undefined
   try {
     der = presented?.()
@@ -343,9 +334,31 @@ function senderConstraint(cnf: unknown, presented: PresentedCertificate | undefi
   if (der === undefined) {
     throw unauthorized('client_cert_required', 'The token is bound to a client certificate (cnf.x5t#S256, RFC 8705): send it over a TLS connection presenting that certificate.')
   }
-  if (typeof expected !== 'string' || hash('sha256', der, 'base64url') !== expected) {
+  if (hash('sha256', der, 'base64url') !== expected) {
     throw unauthorized('client_cert_required', 'The token is bound to another client certificate than the one this request presents (cnf.x5t#S256, RFC 8705).')
   }
+}
+
+/**
+ * The certificate a token's `cnf` binds it to (its `x5t#S256`), or the refusal every request
+ * carrying it gets whatever its connection: a binding the gateway cannot check, or a thumbprint no
+ * certificate has. explain reads it too: it sees no connection, so it names the certificate needed.
+ */
+export function boundCertificate(cnf: unknown): string {
+  const members = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? Object.keys(cnf) : null
+  if (members === null) throw unauthorized('malformed_token', 'The token\'s cnf claim is not an object (RFC 7800 §3.1).')
+  if ('jkt' in (cnf as object)) {
+    throw unauthorized('malformed_token', 'The token is bound to a DPoP key (cnf.jkt): it is sent with the DPoP scheme (RFC 9449), which this gateway does not take, and as a bearer token proves nothing of its holder.')
+  }
+  const unchecked = members.filter((name) => name !== 'x5t#S256')
+  if (unchecked.length > 0) {
+    throw unauthorized('malformed_token', `The token is bound to a key the gateway cannot check (cnf.${truncateClientValue(unchecked[0] as string, 32)}): it is not a bearer token.`)
+  }
+  const expected = (cnf as Record<string, unknown>)['x5t#S256']
+  if (typeof expected !== 'string') {
+    throw unauthorized('client_cert_required', 'The token\'s cnf.x5t#S256 is no certificate thumbprint (RFC 8705 §3.1): no client certificate matches it.')
+  }
+  return expected
 }
 
 /** A 401 with RFC 6750's WWW-Authenticate naming the problem. */
