@@ -152,6 +152,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const { decoded, rule, alg } = checked
     const { header, claims } = decoded
 
+    // Another worker found a key of this issuer withdrawn: the keys are fetched again before they verify (issuers.ts keyWithdrawals).
+    const catchingUp = rule.keys.catchUp?.()
+    if (catchingUp !== undefined) await catchingUp
     const getKey = rule.keys.getKey ?? (await rule.keys.keySetOnceTried())
     if (!getKey) throw keysUnavailable(rule)
     let candidates: IssuerKey[]
