@@ -481,7 +481,12 @@ function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: numbe
     throw unauthorized('token_not_yet_valid', `The token was issued in the future (iat ${isoTime(iat)}), beyond the ${tolerance}s clock tolerance.`)
   }
   const aud = claims.aud
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+  // RFC 7519 §4.1.3: a string or an array of strings. Read as a list of anything, [1, "api"] was
+  // taken, and [["api"]] refused as "for audience api, not api" (a probe).
+  if (aud != null && typeof aud !== 'string' && !(Array.isArray(aud) && aud.every((a) => typeof a === 'string'))) {
+    throw unauthorized('malformed_token', 'The token\'s aud claim is neither a string nor an array of strings (RFC 7519 §4.1.3).')
+  }
+  const audiences = typeof aud === 'string' ? [aud] : (aud ?? [])
   // Opt-in, as AWS API Gateway's JWT authorizer does for Cognito: no aud at all, then client_id.
   if (aud === undefined && config.client_id_audience && typeof claims.client_id === 'string') audiences.push(claims.client_id)
   if (checkAudience && !audiences.some((a) => config.audiences.includes(a))) {
