@@ -43,6 +43,7 @@ export function ExplanationView({ e }: { e: Explanation }) {
             issuer {e.identity.issuer ?? <i>unknown (<bdi>{e.identity.iss ?? 'no iss'}</bdi>)</i>}, subject <b><bdi>{e.identity.sub ?? '–'}</bdi></b>
             {e.identity.client_id && <>, client <bdi>{e.identity.client_id}</bdi></>} <small>(from {e.identity.source}; signature not checked)</small>
             {e.identity.problems.map((p) => <div class="problem">! {p.code}: {p.detail}</div>)}
+            {e.identity.certificate_bound && <div>bound to the client certificate whose SHA-256 is <code>{e.identity.certificate_bound}</code> (cnf.x5t#S256): not seen here</div>}
           </dd>
         </>
       )}

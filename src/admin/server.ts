@@ -293,7 +293,9 @@ async function callerOf(auth: AdminAuth, consoleSignIn: ConsoleSignIn | null, re
   const { signIn } = consoleSignIn
   if (hasCookie(req.rawHeaders, signIn.cookieName)) {
     try {
-      const { identity } = await signIn.verifier.authenticate(credentialInput(req, url))
+      // A cookie that names no session is a guess, counted as a wrong admin token is (sign-in.ts).
+      const input = credentialInput(req, url)
+      const { identity } = await (authFailures === null ? signIn.verifier.authenticate(input) : authFailures.guarded(adminClientOf(req), () => signIn.verifier.authenticate(input)))
       return consoleSignIn.callerOf(identity)
     } catch (err) {
       throw withSignInHint(err, signIn)

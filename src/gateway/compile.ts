@@ -161,13 +161,13 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; upstreamInFlight?: SharedInFlight; datasetKey?: string; viaToken?: string; healthChecks?: HealthCheckRole },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; keyWithdrawals?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; upstreamInFlight?: SharedInFlight; datasetKey?: string; viaToken?: string; healthChecks?: HealthCheckRole },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const inFlight = inFlightCounts(options.upstreamInFlight, (name) => logger.warn({ upstream: name }, 'the workers\' table of upstream names is full: this upstream\'s max_concurrent holds in each worker alone'))
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone', inFlight })
   const functions = createFunctionRegistry(logger, options)
   const datasources = createDatasourceRegistry(logger, options)
-  const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
+  const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options, options.keyWithdrawals)
   const introspectors = createIntrospectorRegistry()
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options, options.apiKeyRevocations)

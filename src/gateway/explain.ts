@@ -11,7 +11,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { describeClaimMismatch, withheldHeld, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
 import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
-  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, untrustedProviderRefusal, valueNestsTooDeep,
+  apiKeyVerifier, boundCertificate, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, untrustedProviderRefusal, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type Introspector, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -196,6 +196,8 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: LookedUpToken
     : identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
   out.identity = described
   if (credential.refusal) problems.unshift(credential.refusal)
+  const certificate = found && described && credential.kind === 'bearer' && !request.verified ? certificateNeeded(found, problems) : null
+  if (certificate !== null && described) described.certificate_bound = certificate
   if (!found) {
     const problem = problems[0] as { code: ErrorCode; detail: string }
     return refuse(out, new GatewayError(problem.code, { detail: problem.detail }))
@@ -239,7 +241,7 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: LookedUpToken
       status: 200,
       code: null,
       statement: decision.statement.sid,
-      reason: `Allowed by statement "${decision.statement.sid}" of policy "${decision.statement.policy}"; no deny statement matched.`,
+      reason: `Allowed by statement "${decision.statement.sid}" of policy "${decision.statement.policy}"; no deny statement matched.${certificate === null ? '' : ` ${needsCertificate(certificate)}`}`,
     }
     return out
   }
@@ -249,6 +251,27 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: LookedUpToken
   const decidingSide = out.statements.filter((s) => (s.agent === true) === (result.deniedBy === 'actor'))
   if (decision.reason === 'implicit_deny' && decidingSide.length === 0) out.decision.reason += ' No statement of these roles names this route.'
   return out
+}
+
+/**
+ * The client certificate a certificate-bound token (cnf.x5t#S256) counts with, as the gateway's
+ * verifier reads its cnf (verify.ts boundCertificate); a binding it refuses whatever the connection
+ * is a problem. Explain sees no connection: it named such a token allowed, where the gateway
+ * answers 401 client_cert_required to every request not presenting that certificate.
+ */
+function certificateNeeded(identity: Identity, problems: Problems): string | null {
+  if (identity.claims.cnf === undefined) return null
+  try {
+    return boundCertificate(identity.claims.cnf)
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err
+    problems.push({ code: err.code, detail: err.detail })
+    return null
+  }
+}
+
+function needsCertificate(thumbprint: string): string {
+  return `Only over a connection presenting the client certificate whose SHA-256 is ${thumbprint} (cnf.x5t#S256, RFC 8705), which explain does not see: any other request carrying this token gets 401 client_cert_required.`
 }
 
 /**
@@ -581,6 +604,7 @@ export function formatExplanation(e: Explanation): string {
     const checked = e.identity.source === 'token' && e.identity.issuer === API_KEYS_ISSUER ? 'an API key, checked against the key store' : `${e.identity.source}; signature not checked offline`
     row('Identity', `${who.join(', ')}  (from ${checked})`)
     for (const problem of e.identity.problems) row('', `! ${problem.code}: ${problem.detail}`)
+    if (e.identity.certificate_bound) row('', `bound to the client certificate whose SHA-256 is ${e.identity.certificate_bound} (cnf.x5t#S256): not seen here`)
     const actor = e.identity.actor
     if (actor) {
       const roles = actor.roles.length > 0 ? actor.roles.join(', ') : 'none'

@@ -59,6 +59,11 @@ export interface Explanation {
     client_id: string | null
     problems: Array<{ code: ErrorCode; detail: string }>
     /**
+     * A certificate-bound token's (cnf.x5t#S256, RFC 8705): the SHA-256 of the client certificate
+     * (base64url) the gateway requires the request's connection to present, which explain does not see.
+     */
+    certificate_bound?: string
+    /**
      * The agent acting for `sub` (an `act` claim), with the roles its side of the decision holds:
      * for a token the gateway issued, those recorded at the exchange (`act.roles`).
      */

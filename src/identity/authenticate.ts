@@ -169,7 +169,9 @@ function challenges(accept: readonly AcceptedCredential[]): boolean {
  */
 function withChallenge(err: unknown): unknown {
   if (!(err instanceof GatewayError) || err.status !== 401 || err.headers?.['www-authenticate'] !== undefined) return err
-  return new GatewayError(err.code, { detail: err.detail, headers: { ...err.headers, 'www-authenticate': 'Bearer' }, cause: err.cause })
+  const options = { detail: err.detail, headers: { ...err.headers, 'www-authenticate': 'Bearer' }, cause: err.cause }
+  // Still counted by auth_failures: a made-up session cookie on a route that also takes tokens.
+  return err instanceof UnprovenRefusal ? new UnprovenRefusal(err.code, options) : new GatewayError(err.code, options)
 }
 
 const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {

@@ -59,19 +59,50 @@ export interface IssuerKeys {
    * are being loaded already; offline, nothing is fetched.
    */
   refresh?(): void
+  /**
+   * Undefined while no thread of the process has found a key of this source withdrawn since this
+   * key set's last fetch (one shared-memory load); otherwise a fetch of the keys, which the token
+   * waits for, so that a key another worker saw withdrawn is not honoured here.
+   */
+  catchUp?(): Promise<void> | undefined
   close(): void
 }
 
-/**
- * Bumped each time a fetch finds a key gone from an issuer's set. The verified-token caches
- * (verify.ts) compare it at each request and drop what they hold when it moved: a token verified
- * with the removed key was otherwise honoured from the cache up to one more refresh interval.
- * A thread's own count: each worker has its own registries and caches.
- */
-let keyRemovals = 0
+/** Withdrawal counters: the total (cell 0), then one per source of keys (issuer and jwks_uri), chosen by hash. */
+const WITHDRAWAL_CELLS = 256
 
+/**
+ * Counters of keys found gone from an issuer's set, for the threads of one process (server.workers:
+ * the primary makes them, as it does the API key revocation counters). Each worker fetches its key
+ * sets itself, on its own schedule: one worker's fetch that found a key withdrawn left the others
+ * honouring it, cached verifications and new tokens alike, up to jwks_refresh_interval (a probe).
+ * Now the finder adds one to the total and to its source's cell; every thread's verified-token
+ * caches drop what they hold when the total moves (keyRemovalCount), and a key set whose cell moved
+ * fetches its keys again before it verifies the next token (IssuerKeys.catchUp).
+ */
+export function keyWithdrawals(): SharedArrayBuffer {
+  return new SharedArrayBuffer((WITHDRAWAL_CELLS + 1) * Int32Array.BYTES_PER_ELEMENT)
+}
+
+/** This thread's counters, until a registry is given the process's (createIssuerRegistry). */
+let withdrawals = new Int32Array(keyWithdrawals())
+
+/**
+ * Bumped each time a fetch of any thread of the process finds a key gone from an issuer's set. The
+ * verified-token caches (verify.ts) compare it at each request and drop what they hold when it
+ * moved: a token verified with the removed key was otherwise honoured from the cache up to one more
+ * refresh interval.
+ */
 export function keyRemovalCount(): number {
-  return keyRemovals
+  return Atomics.load(withdrawals, 0)
+}
+
+/** A source's cell (1…WITHDRAWAL_CELLS): FNV-1a of its issuer and jwks_uri. */
+function withdrawalCell(config: IssuerConfig): number {
+  const source = `${config.issuer} ${config.jwks_uri ?? ''}`
+  let hash = 0x811c9dc5
+  for (let i = 0; i < source.length; i++) hash = Math.imul(hash ^ source.charCodeAt(i), 0x01000193)
+  return 1 + ((hash >>> 0) % WITHDRAWAL_CELLS)
 }
 
 /** The keys' identities (kid and public material): read at a fetch only, never per request. */
@@ -126,10 +157,16 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   let closed = false
   const background = loading.offline ? undefined : loading.background
 
+  const cell = withdrawalCell(config)
+  /** The source's withdrawals this key set's keys are current with: those before its last fetch that worked. */
+  let withdrawalsSeen = Atomics.load(withdrawals, cell)
+  let catchingUp: Promise<void> | undefined
+
   const gatedFetch = async (url: string, init: RequestInit): Promise<Response> => {
     const scheduled = fromScheduler
     fromScheduler = false
     if (!scheduled && Date.now() - lastFailureAt < config.jwks_cooldown) throw new CoolingDown(config.name)
+    const before = Atomics.load(withdrawals, cell)
     try {
       const response = await fetch(url, init)
       // Thrown here, not left to jose: its "Expected 200 OK from the JSON Web Key Set HTTP response"
@@ -144,7 +181,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       // after its headers counted as a success, so no cool-down began and every unknown kid fetched
       // again (a stalled body costing each request the whole timeout).
       const body = await boundedText(response, 'the JWKS endpoint')
-      noteWithdrawnKeys(assertKeySet(body))
+      withdrawalsSeen = before + noteWithdrawnKeys(assertKeySet(body))
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
       // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
@@ -163,13 +200,16 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
    * to jwks_refresh_interval, while the same key's other tokens were refused (found by a probe).
    */
   let published: Set<string> | undefined = seed && keyIdentities(seed.jwks)
-  function noteWithdrawnKeys(set: JSONWebKeySet): void {
+  /** 1 when keys were found withdrawn (told to every thread of the process: keyWithdrawals), else 0. */
+  function noteWithdrawnKeys(set: JSONWebKeySet): number {
     const fetched = keyIdentities(set)
     const removed = published === undefined ? 0 : [...published].filter((key) => !fetched.has(key)).length
     published = fetched
-    if (removed === 0) return
-    keyRemovals++
+    if (removed === 0) return 0
+    Atomics.add(withdrawals, cell, 1)
+    Atomics.add(withdrawals, 0, 1)
     logger.info({ issuer: config.name, removed }, 'issuer keys refreshed: keys the provider no longer publishes are no longer honoured, cached verifications included')
+    return 1
   }
 
   function schedule(ms: number): void {
@@ -309,6 +349,17 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     refresh() {
       if (attempted) schedule(0)
     },
+    catchUp() {
+      if (catchingUp !== undefined) return catchingUp
+      const count = Atomics.load(withdrawals, cell)
+      if (count === withdrawalsSeen || !background || !attempted) return undefined
+      // Once per withdrawal, whatever the fetch's outcome: a provider down leaves the keys held, as
+      // a failed refresh does, and is not asked again by every request.
+      withdrawalsSeen = count
+      logger.info({ issuer: config.name }, 'issuer keys fetched again: another worker found keys withdrawn from this issuer\'s set')
+      catchingUp = background.run('issuer_keys', load).finally(() => (catchingUp = undefined))
+      return catchingUp
+    },
     close() {
       closed = true
       clearTimeout(timer)
@@ -397,7 +448,9 @@ export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
  * one holds, and refreshes them at once: started empty, such a reload made while the provider was
  * down turned every valid token of the issuer into a 503 until it came back (found by a probe).
  */
-export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerRegistry {
+export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading, sharedWithdrawals?: SharedArrayBuffer): IssuerRegistry {
+  // server.workers: the process's withdrawal counters (keyWithdrawals), one set for the thread.
+  if (sharedWithdrawals !== undefined) withdrawals = new Int32Array(sharedWithdrawals)
   // Every open key set of each source, not only the newest: a refused reload's key set (or the one a
   // reload back to earlier settings left draining) closing took the source's record with it, and the
   // next reload's key set started empty though the running one held keys (found by a probe).

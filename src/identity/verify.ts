@@ -152,6 +152,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const { decoded, rule, alg } = checked
     const { header, claims } = decoded
 
+    // Another worker found a key of this issuer withdrawn: the keys are fetched again before they verify (issuers.ts keyWithdrawals).
+    const catchingUp = rule.keys.catchUp?.()
+    if (catchingUp !== undefined) await catchingUp
     const getKey = rule.keys.getKey ?? (await rule.keys.keySetOnceTried())
     if (!getKey) throw keysUnavailable(rule)
     let candidates: IssuerKey[]
@@ -323,16 +326,7 @@ its TLS connection, or forwarded by a trusted proxy that terminated TLS, RFC 944
  * introspection answer, a cached verification): the same token may come over another connection.
  */
 function senderConstraint(cnf: unknown, presented: PresentedCertificate | undefined): void {
-  const members = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? Object.keys(cnf) : null
-  if (members === null) throw unauthorized('malformed_token', 'The token\'s cnf claim is not an object (RFC 7800 §3.1).')
-  if ('jkt' in (cnf as object)) {
-    throw unauthorized('malformed_token', 'The token is bound to a DPoP key (cnf.jkt): it is sent with the DPoP scheme (RFC 9449), which this gateway does not take, and as a bearer token proves nothing of its holder.')
-  }
-  const unchecked = members.filter((name) => name !== 'x5t#S256')
-  if (unchecked.length > 0) {
-    throw unauthorized('malformed_token', `The token is bound to a key the gateway cannot check (cnf.${truncateClientValue(unchecked[0] as string, 32)}): it is not a bearer token.`)
-  }
-  const expected = (cnf as Record<string, unknown>)['x5t#S256']
+  const expected = boundCertificate(cnf)
   let der: Buffer | undefined
   try {
     der = presented?.()
@@ -343,9 +337,31 @@ function senderConstraint(cnf: unknown, presented: PresentedCertificate | undefi
   if (der === undefined) {
     throw unauthorized('client_cert_required', 'The token is bound to a client certificate (cnf.x5t#S256, RFC 8705): send it over a TLS connection presenting that certificate.')
   }
-  if (typeof expected !== 'string' || hash('sha256', der, 'base64url') !== expected) {
+  if (hash('sha256', der, 'base64url') !== expected) {
     throw unauthorized('client_cert_required', 'The token is bound to another client certificate than the one this request presents (cnf.x5t#S256, RFC 8705).')
   }
+}
+
+/**
+ * The certificate a token's `cnf` binds it to (its `x5t#S256`), or the refusal every request
+ * carrying it gets whatever its connection: a binding the gateway cannot check, or a thumbprint no
+ * certificate has. explain reads it too: it sees no connection, so it names the certificate needed.
+ */
+export function boundCertificate(cnf: unknown): string {
+  const members = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? Object.keys(cnf) : null
+  if (members === null) throw unauthorized('malformed_token', 'The token\'s cnf claim is not an object (RFC 7800 §3.1).')
+  if ('jkt' in (cnf as object)) {
+    throw unauthorized('malformed_token', 'The token is bound to a DPoP key (cnf.jkt): it is sent with the DPoP scheme (RFC 9449), which this gateway does not take, and as a bearer token proves nothing of its holder.')
+  }
+  const unchecked = members.filter((name) => name !== 'x5t#S256')
+  if (unchecked.length > 0) {
+    throw unauthorized('malformed_token', `The token is bound to a key the gateway cannot check (cnf.${truncateClientValue(unchecked[0] as string, 32)}): it is not a bearer token.`)
+  }
+  const expected = (cnf as Record<string, unknown>)['x5t#S256']
+  if (typeof expected !== 'string') {
+    throw unauthorized('client_cert_required', 'The token\'s cnf.x5t#S256 is no certificate thumbprint (RFC 8705 §3.1): no client certificate matches it.')
+  }
+  return expected
 }
 
 /** A 401 with RFC 6750's WWW-Authenticate naming the problem. */
@@ -465,7 +481,12 @@ function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: numbe
     throw unauthorized('token_not_yet_valid', `The token was issued in the future (iat ${isoTime(iat)}), beyond the ${tolerance}s clock tolerance.`)
   }
   const aud = claims.aud
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+  // RFC 7519 §4.1.3: a string or an array of strings. Read as a list of anything, [1, "api"] was
+  // taken, and [["api"]] refused as "for audience api, not api" (a probe).
+  if (aud != null && typeof aud !== 'string' && !(Array.isArray(aud) && aud.every((a) => typeof a === 'string'))) {
+    throw unauthorized('malformed_token', 'The token\'s aud claim is neither a string nor an array of strings (RFC 7519 §4.1.3).')
+  }
+  const audiences = typeof aud === 'string' ? [aud] : (aud ?? [])
   // Opt-in, as AWS API Gateway's JWT authorizer does for Cognito: no aud at all, then client_id.
   if (aud === undefined && config.client_id_audience && typeof claims.client_id === 'string') audiences.push(claims.client_id)
   if (checkAudience && !audiences.some((a) => config.audiences.includes(a))) {

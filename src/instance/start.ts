@@ -99,6 +99,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     sharedLimits: options.worker?.sharedLimits,
     apiKeyRevocations: options.worker?.apiKeyRevocations,
+    keyWithdrawals: options.worker?.keyWithdrawals,
     mcpEndedSessions: options.worker?.mcpEndedSessions,
     upstreamInFlight: options.worker?.upstreamInFlight,
     healthChecks: !options.worker ? 'alone' : leads ? 'prober' : 'follower',

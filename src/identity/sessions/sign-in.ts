@@ -27,7 +27,7 @@ import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../../er
 import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
-import { CredentialRefused, rawHeader } from '../authenticate.ts'
+import { CredentialRefused, rawHeader, UnprovenRefusal } from '../authenticate.ts'
 import { checkOrigin as checkSameOrigin, forgeable, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
@@ -43,6 +43,8 @@ const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
 /** Claims of the protocol, not of the person: not kept with the session. */
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
 const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
+/** refuse()'s mark for a cookie nobody proved to hold: no session has its hash. */
+const UNPROVEN = Symbol('unproven session cookie')
 const SIGNED_IN_ELSEWHERE = 'The session was signed in at another provider than sign_in names now: sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
 const MAX_ID_TOKEN_BYTES = 65_536
@@ -184,7 +186,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   async function authenticate(input: CredentialInput) {
     const value = readCookie(input.rawHeaders, cookie.name)
     if (value === undefined) return refuse(input, 'session_required', 'This route needs a signed-in session: sign in with a browser.')
-    if (!COOKIE_VALUE.test(value)) return refuse(input, 'session_required', 'The session cookie is not one this gateway issued: sign in again.')
+    if (!COOKIE_VALUE.test(value)) return refuse(input, 'session_required', 'The session cookie is not one this gateway issued: sign in again.', UNPROVEN)
     // A WebSocket handshake is a GET, but the tunnel it opens carries whatever the page sends:
     // without this another origin's page opened one as the signed-in person (cross-site WebSocket hijacking).
     if (forgeable(input)) checkOrigin(input)
@@ -202,7 +204,9 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw storeFailure(err)
     }
     const found = got instanceof Promise ? await storeCall(() => got) : got
-    if (found === undefined) return refuse(input, 'session_expired', ENDED)
+    // A cookie that names no session is as likely made up as ended: counted by auth_failures (each
+    // guess costs a store read), so a flood of random cookies is held back as forged tokens are.
+    if (found === undefined) return refuse(input, 'session_expired', ENDED, UNPROVEN)
     if (found.audience !== options.audience) return refuse(input, 'session_required', `The cookie's session was made by the ${found.audience === 'console' ? 'admin console' : 'gateway'}'s sign-in, not this one: sign in here.`)
     if (signedInElsewhere(found)) return refuse(input, 'session_expired', SIGNED_IN_ELSEWHERE)
     let record = found
@@ -288,12 +292,21 @@ export function createSignIn(options: SignInOptions): SignIn {
    * A missing or ended session: a browser is sent to sign in (302), anyone else gets 401. `ended`:
    * the stored session the cookie names (its hash matched, so the cookie is proven), which the audit
    * record names, as a revoked API key's; it named no one, and `bouncer audit --principal` missed a
-   * person disabled at the provider whose browser kept knocking (the sessions probe).
+   * person disabled at the provider whose browser kept knocking (the sessions probe). UNPROVEN: a
+   * cookie that names no session (or is none the gateway makes), which auth_failures counts.
    */
-  async function refuse(input: CredentialInput, code: ErrorCode, detail: string, ended?: SessionRecord): Promise<never> {
+  async function refuse(input: CredentialInput, code: ErrorCode, detail: string, ended?: SessionRecord | typeof UNPROVEN): Promise<never> {
     const refusal = (options: GatewayErrorOptions) =>
-      ended === undefined ? new GatewayError(code, options) : new CredentialRefused(code, options, { identity: identityOf(ended), credential: 'session' })
-    if (!isBrowserNavigation(input)) throw refusal({ detail })
+      ended === undefined ? new GatewayError(code, options)
+        : ended === UNPROVEN ? new UnprovenRefusal(code, options)
+          : new CredentialRefused(code, options, { identity: identityOf(ended), credential: 'session' })
+    if (!isBrowserNavigation(input)) {
+      // A cookie that names no session is cleared with its 401: counted by auth_failures, a browser
+      // whose session was swept or revoked would otherwise be counted at every request a page of
+      // it sends (its polling), until its address were held back. A navigation is sent to sign in,
+      // whose callback replaces the cookie.
+      throw refusal(ended === UNPROVEN ? { detail, headers: { 'set-cookie': clearCookie(secureFor(input, cookie)) } } : { detail })
+    }
     const returnTo = safeReturnTo(input.target ?? '/') ?? '/'
     const answer = await beginSignIn(input, returnTo)
     throw refusal({ status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })

@@ -23,6 +23,11 @@ export interface WorkerRole {
    */
   apiKeyRevocations?: SharedArrayBuffer
   /**
+   * The issuers' key withdrawal counters every worker shares (the primary made them): a key one
+   * worker's fetch found withdrawn is fetched away by the others before their next token (identity/issuers.ts).
+   */
+  keyWithdrawals?: SharedArrayBuffer
+  /**
    * The MCP session ids DELETEd, on any worker (agents/mcp/ended-sessions.ts, the primary's): never
    * opened again by another worker, nor by a replacement started after the DELETE.
    */

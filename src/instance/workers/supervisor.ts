@@ -28,7 +28,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
 import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, droppedLogLines, HELD_THREAD_GRACE_MS, terminateThread, writeRelayedLine, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
-import { apiKeyRevocations as createApiKeyRevocations } from '../../identity/index.ts'
+import { apiKeyRevocations as createApiKeyRevocations, keyWithdrawals as createKeyWithdrawals } from '../../identity/index.ts'
 import { releaseKeyStoreLockOf, SecretsError } from '../../secrets/index.ts'
 import { releaseWorkerInFlight, workersInFlightTable } from '../../upstream/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
@@ -157,6 +157,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const apiKeyRevocations = createApiKeyRevocations()
+  const keyWithdrawals = createKeyWithdrawals()
   const mcpEndedSessions = endedSessions().buffer
   const upstreamInFlight = workersInFlightTable(options.count)
   const sockets = socketsDirectory(options.count)
@@ -192,7 +193,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.ticketKeys = ticketKeys
     slot.generation = generation
     const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, mcpEndedSessions, upstreamInFlight: { buffer: upstreamInFlight, column: slot.column }, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, keyWithdrawals, mcpEndedSessions, upstreamInFlight: { buffer: upstreamInFlight, column: slot.column }, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
