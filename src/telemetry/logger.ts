@@ -128,12 +128,25 @@ function secretWithin(value: object): boolean | undefined {
   return found
 }
 
-/** A JSON value's scrubbed copy (what JSON cannot carry is left as it is). */
+/**
+ * A JSON value's scrubbed copy, or the value itself when no string in it holds a secret (what JSON
+ * cannot carry is left as it is). One JSON text, scrubbed as it is written: looking for a secret
+ * first wrote the field a second time.
+ */
 function scrubJson(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'string' ? scrub(value) : value
-  if (secretWithin(value) !== true) return value
-  const text = JSON.stringify(value)
-  return text === undefined ? value : (JSON.parse(text, (_key, item: unknown) => (typeof item === 'string' ? scrub(item) : item)) as unknown)
+  let found = false
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value, (_key, item: unknown) => {
+      if (typeof item !== 'string' || !holdsSecret(item)) return item
+      found = true
+      return scrub(item)
+    })
+  } catch {
+    return value
+  }
+  return !found || text === undefined ? value : (JSON.parse(text) as unknown)
 }
 
 /**
