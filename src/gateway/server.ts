@@ -4,7 +4,7 @@
 // refuses most smuggling shapes, and `request-headers.ts` refuses the rest.
 import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer, IncomingMessage, Server as HttpServer, ServerResponse, type Server, type ServerOptions } from 'node:http'
+import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type Server, type ServerOptions } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { constants as h2constants, createSecureServer, type Http2Session } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
@@ -244,25 +244,22 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   }
 }
 
-/** What node:http's parser said of a request's Upgrade (and Connection: upgrade), before the listener's choice below. */
-const ASKED_UPGRADE = Symbol('askedUpgrade')
+/** Marks a request whose Upgrade was not taken (takesUpgrade): set on those alone, read as absent on any other. */
+const IGNORED_UPGRADE = Symbol('ignoredUpgrade')
 
 /**
- * node:http's request, upgraded only to WebSocket (CONNECT stays its own event, refused there). Any
- * other Upgrade (h2c: `curl --http2 http://…`, Java's HttpClient on every http:// URL) is served as
- * the HTTP/1.1 request it also is, as RFC 9110 §7.8 allows and nginx does: handed over as a switch,
- * it was refused 400 on every route, its body never read. node:http's parser sets `upgrade`, then
- * reads it to decide.
+ * node:http's choice of an Upgrade (a request it parsed with Upgrade and Connection: upgrade; CONNECT
+ * is taken before it asks, and stays its own event, refused there): only WebSocket. Any other (h2c:
+ * `curl --http2 http://…`, Java's HttpClient on every http:// URL) is served as the HTTP/1.1 request
+ * it also is, as RFC 9110 §7.8 allows and nginx does: handed over as a switch, it was refused 400 on
+ * every route, its body never read. Node's `shouldUpgradeCallback`, asked only of a request that
+ * asks to switch, where a request class whose `upgrade` was an accessor cost every request a call.
  */
-class GatewayIncomingMessage extends IncomingMessage {}
-Object.defineProperty(GatewayIncomingMessage.prototype, 'upgrade', {
-  get(this: IncomingMessage & { [ASKED_UPGRADE]?: boolean | null }) {
-    return this[ASKED_UPGRADE] === true && (this.method === 'CONNECT' || this.headers.upgrade?.toLowerCase() === 'websocket')
-  },
-  set(this: IncomingMessage & { [ASKED_UPGRADE]?: boolean | null }, value: boolean | null) {
-    this[ASKED_UPGRADE] = value
-  },
-})
+function takesUpgrade(req: IncomingMessage): boolean {
+  if (req.headers.upgrade?.toLowerCase() === 'websocket') return true
+  ;(req as IncomingMessage & { [IGNORED_UPGRADE]?: true })[IGNORED_UPGRADE] = true
+  return false
+}
 
 /**
  * A request whose Upgrade was not taken. node:http's parser still reads what follows its head (its
@@ -270,14 +267,12 @@ Object.defineProperty(GatewayIncomingMessage.prototype, 'upgrade', {
  * next one's answer read as its. Its connection closes after the answer.
  */
 function upgradeIgnored(req: IncomingMessage): boolean {
-  const read = req as IncomingMessage & { [ASKED_UPGRADE]?: boolean | null; upgrade?: boolean }
-  return read[ASKED_UPGRADE] === true && read.upgrade !== true
+  return (req as IncomingMessage & { [IGNORED_UPGRADE]?: true })[IGNORED_UPGRADE] === true
 }
 
 /** The options every HTTP/1.1 connection is read with, on any listener. */
 function http1Options(settings: ServerConfig): ServerOptions {
   return {
-    IncomingMessage: GatewayIncomingMessage,
     maxHeaderSize: settings.max_header_bytes,
     insecureHTTPParser: false,
     // Checked in the pipeline instead, so the refusal is a problem+json like every other.
@@ -296,6 +291,8 @@ function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined):
   // Node counts a line's name and value, at least 1 byte, so this count never binds first. Not a
   // createServer option: a property its parser reads per connection (node:http2's HTTP/1.1 too).
   listener.server.maxHeadersCount = settings.max_header_bytes
+  // Set on the server, not passed as an option: node:http2 sets its own over the option (allowHTTP1).
+  ;(listener.server as Server & { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = takesUpgrade
   return listener
 }
 
@@ -315,8 +312,7 @@ function createNodeListener(settings: ServerConfig, ticketKeys: Buffer | undefin
     const server = createHttpsServer({ ...http1Options(settings), ...tlsOptions, ALPNProtocols: ['http/1.1'] }) as unknown as Server
     return { server, http2: false, leaf: material.leaf, closeIdleConnections: () => server.closeIdleConnections() }
   }
-  // node:http2 takes the HTTP/1.1 request class under another name.
-  const server = createSecureServer({ ...http1Options(settings), Http1IncomingMessage: GatewayIncomingMessage, ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
+  const server = createSecureServer({ ...http1Options(settings), ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
   // node:http2 closes idle HTTP/1.1 connections too (allowHTTP1), though its types do not say so.
   const idle = server as unknown as { closeIdleConnections(): void }
   return { server: server as unknown as Server, http2: true, leaf: material.leaf, closeIdleConnections: () => idle.closeIdleConnections() }

@@ -200,6 +200,7 @@ function notConfigured(accept: readonly AcceptedCredential[]): GatewayError {
  * certificate-bound token's certificate comes from behind a TLS-terminating proxy.
  */
 export function bearerVerifier(tokens: TokenVerifier, forwarded: ForwardedClientCert | null = null): CredentialVerifier {
+  const certificateOf = presentedCertificate(forwarded)
   return {
     kind: 'bearer',
     // A token in the query string counts as present, so that it is refused (400), not ignored.
@@ -207,7 +208,7 @@ export function bearerVerifier(tokens: TokenVerifier, forwarded: ForwardedClient
     presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || (input.query !== '' && hasAccessTokenParameter(input.query)),
     async authenticate(input) {
       const authorization = input.headers?.authorization
-      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query, presentedCertificate(input, forwarded))
+      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query, certificateOf, input)
       // A token the gateway issued by token exchange is a bearer token too; the audit record tells them apart.
       return { identity, credential: identity.grantedRoles === undefined ? 'bearer' : 'exchanged' }
     },

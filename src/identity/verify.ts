@@ -51,18 +51,20 @@ export interface VerifierOptions {
 export interface TokenVerifier {
   /**
    * Throws GatewayError (401 codes, 400 for ambiguous requests, 503 when keys cannot be had).
-   * `certificate`: the client's, which a certificate-bound token must come with (senderConstraint);
-   * without it such a token is refused.
+   * `certificate(from)`: the client's, which a certificate-bound token must come with
+   * (senderConstraint); without it such a token is refused. A function made once and the request
+   * it reads apart, so that a token bound to nothing costs no closure a request.
    */
-  verify(authorization: string | undefined, query: string, certificate?: PresentedCertificate): Promise<Identity>
+  verify<From>(authorization: string | undefined, query: string, certificate?: PresentedCertificate<From>, from?: From): Promise<Identity>
 }
 
 /**
- * The DER of the client certificate the request presents (the TLS connection's, or the one a
- * trusted TLS-terminating proxy forwards: x509.ts, presentedCertificate), undefined for none; throws
- * ClientCertFieldError for a forwarded field it cannot read. Asked only for a certificate-bound token.
+ * The DER of the client certificate the request `from` presents (the TLS connection's, or the one
+ * a trusted TLS-terminating proxy forwards: x509.ts, presentedCertificate), undefined for none;
+ * throws ClientCertFieldError for a forwarded field it cannot read. Asked only for a
+ * certificate-bound token.
  */
-export type PresentedCertificate = () => Buffer | undefined
+export type PresentedCertificate<From> = (from: From) => Buffer | undefined
 
 /** What the checks before any key need of an issuer (checkWithoutKey). */
 export interface KeyFreeRule {
@@ -118,14 +120,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // actor, so that a cached answer keeps one object and its roles are resolved once (roles.ts).
   const withActor = new WeakMap<Identity, Identity>()
 
-  async function verify(authorization: string | undefined, query: string, certificate?: PresentedCertificate): Promise<Identity> {
-    const identity = await verifyToken(authorization, query)
-    // Checked at every request, cached verification or not: it is the request's, not the token's.
-    if (identity.claims.cnf !== undefined) senderConstraint(identity.claims.cnf, certificate)
-    return identity
-  }
-
-  async function verifyToken(authorization: string | undefined, query: string): Promise<Identity> {
+  // A token's `cnf` is checked at every request, cached verification or not (it is the request's,
+  // not the token's), at each of the three ways out, after the token verified and once it is cached:
+  // no await or closure more for a token bound to nothing.
+  async function verify<From>(authorization: string | undefined, query: string, certificate?: PresentedCertificate<From>, from?: From): Promise<Identity> {
     if (query !== '' && hasAccessTokenParameter(query)) {
       throw new GatewayError('bad_request', {
         detail: 'Access tokens in the query string are not accepted: send them in the Authorization header.',
@@ -139,7 +137,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       removalsSeen = keyRemovalCount()
     }
     const cached = cache.get(token, nowMs)
-    if (cached) return cached
+    if (cached) {
+      if (cached.claims.cnf !== undefined) senderConstraint(cached.claims.cnf, certificate, from)
+      return cached
+    }
 
     const checked = checkWithoutKey(token, {
       maxTokenBytes,
@@ -148,7 +149,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       // Not a JWT, or a JWT of the introspecting issuer when it verifies none itself.
       introspects: (iss) => introspection !== null && (iss === null || introspection.issuer.issuer === iss),
     })
-    if (checked === null) return introspected(introspection as Introspector, token)
+    if (checked === null) return introspected(introspection as Introspector, token, certificate, from)
     const { decoded, rule, alg } = checked
     const { header, claims } = decoded
 
@@ -179,6 +180,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     // tokens when it does for new ones.
     const expiresAtMs = Math.min((identity.expiresAt + toleranceSec) * 1000, nowMs + rule.config.jwks_refresh_interval)
     cache.set(token, identity, expiresAtMs)
+    if (identity.claims.cnf !== undefined) senderConstraint(identity.claims.cnf, certificate, from)
     return identity
   }
 
@@ -186,7 +188,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
    * An opaque token's identity, with the agent its `act` names decided as a JWT's is: the probe
    * found the provider's on-behalf-of token decided as the user alone, and audited with no actor.
    */
-  async function introspected(introspector: Introspector, token: string): Promise<Identity> {
+  async function introspected<From>(introspector: Introspector, token: string, certificate: PresentedCertificate<From> | undefined, from: From | undefined): Promise<Identity> {
     const identity = await introspector.introspect(token)
     let acting = withActor.get(identity)
     if (acting === undefined) {
@@ -195,6 +197,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       acting = delegated
       withActor.set(identity, acting)
     }
+    if (acting.claims.cnf !== undefined) senderConstraint(acting.claims.cnf, certificate, from)
     return acting
   }
 
@@ -325,11 +328,11 @@ its TLS connection, or forwarded by a trusted proxy that terminated TLS, RFC 944
  * take; any other binding is one it cannot check. Never a token's own refusal to keep (an
  * introspection answer, a cached verification): the same token may come over another connection.
  */
-function senderConstraint(cnf: unknown, presented: PresentedCertificate | undefined): void {
+function senderConstraint<From>(cnf: unknown, presented: PresentedCertificate<From> | undefined, from: From | undefined): void {
   const expected = boundCertificate(cnf)
   let der: Buffer | undefined
   try {
-    der = presented?.()
+    der = presented?.(from as From)
   } catch (err) {
     if (!(err instanceof ClientCertFieldError)) throw err
     throw unauthorized('client_cert_required', `The token is bound to a client certificate (cnf.x5t#S256, RFC 8705), and the forwarded one cannot be read: ${err.message}`)

@@ -223,10 +223,11 @@ function whyOutOfDates(outcome: Exclude<PeerOutcome, { refusal: string }>, nowMs
  * forward-auth check otherwise, none (its connection is the proxy's, as for client_cert above);
  * else the TLS connection's. Its chain is not checked: the binding is to that certificate whatever
  * it chains to (RFC 8705 §2.2 allows self-signed ones), and the proxy, or the handshake, proved its
- * key. Read only when a token is bound: one field's base64, no X.509 parse.
+ * key. Read only when a token is bound: one field's base64, no X.509 parse. Made once per verifier,
+ * and given each request's input (verify.ts, TokenVerifier.verify).
  */
-export function presentedCertificate(input: CredentialInput, forwarded: ForwardedClientCert | null): PresentedCertificate {
-  return () => {
+export function presentedCertificate(forwarded: ForwardedClientCert | null): PresentedCertificate<CredentialInput> {
+  return (input) => {
     if (forwarded !== null && input.viaTrustedProxy === true) {
       const lines = headerLines(input.rawHeaders, forwarded.header.toLowerCase())
       return lines.length === 0 ? undefined : parseClientCertField(lines, forwarded.header)

@@ -129,17 +129,29 @@ function needsCopy(value: object): boolean | undefined {
   return found
 }
 
-/** An Error as the err serializer writes it, wherever it is in a JSON value. */
-function errorAsJson(_key: string, item: unknown): unknown {
-  return item instanceof Error ? serializeError(item) : item
-}
-
-/** A JSON value's scrubbed copy, each Error in it serialized (what JSON cannot carry is left as it is). */
+/**
+ * A JSON value's scrubbed copy, each Error in it serialized as the err serializer writes it, or the
+ * value itself when it holds neither a secret nor an Error (what JSON cannot carry is left as it is).
+ * One JSON text, scrubbed as it is written: looking for a secret first wrote the field a second time.
+ */
 function scrubJson(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'string' ? scrub(value) : value
-  if (needsCopy(value) !== true) return value
-  const text = JSON.stringify(value, errorAsJson)
-  return text === undefined ? value : (JSON.parse(text, (_key, item: unknown) => (typeof item === 'string' ? scrub(item) : item)) as unknown)
+  let found = false
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value, (_key, item: unknown) => {
+      if (item instanceof Error) {
+        found = true
+        return serializeError(item)
+      }
+      if (typeof item !== 'string' || !holdsSecret(item)) return item
+      found = true
+      return scrub(item)
+    })
+  } catch {
+    return value
+  }
+  return !found || text === undefined ? value : (JSON.parse(text) as unknown)
 }
 
 /**

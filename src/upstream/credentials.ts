@@ -45,17 +45,16 @@ function basicParts(value: string): string[] {
 }
 
 /**
- * What an answer to one request must not hold: the upstream's credentials, and the values of the
- * headers the gateway added for that request alone (`extraHeaders`: X-Bouncer-Assertion). An echoed
- * assertion is a bearer credential its client could send the upstream directly, around the gateway's
- * policy and limits, until it expires (a probe). The upstream's own list when there are none.
+ * Does `text` hold a value of the headers the gateway added for one request alone (`extraHeaders`,
+ * name and value pairs: X-Bouncer-Assertion)? An echoed assertion is a bearer credential its client
+ * could send the upstream directly, around the gateway's policy and limits, until it expires (a
+ * probe): an answer must not hold it, as it must not hold the upstream's credentials. Looked for
+ * apart from those (response.ts), so that no request copies the upstream's list to add its own.
  */
-export function withheldFromAnswer(credentials: readonly string[], extraHeaders: readonly string[] | null): readonly string[] {
-  if (extraHeaders === null) return credentials
-  const values = [...credentials]
+export function holdsSentValue(text: string, extraHeaders: readonly string[]): boolean {
   for (let i = 1; i < extraHeaders.length; i += 2) {
     const value = extraHeaders[i] as string
-    if (value.length >= MIN_REDACTED_LENGTH) values.push(value)
+    if (value.length >= MIN_REDACTED_LENGTH && text.includes(value)) return true
   }
-  return values
+  return false
 }

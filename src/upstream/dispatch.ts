@@ -12,7 +12,6 @@ import { errors, type Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
-import { withheldFromAnswer } from './credentials.ts'
 import { brokeKeptAlive, failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
@@ -66,8 +65,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #policy: AnswerPolicy
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
-  /** What the answer's headers must not hold (credentials.ts withheldFromAnswer). */
-  #withheld: readonly string[]
+  /** What the answer's headers must not hold besides the upstream's credentials (response.ts): the headers added for this request. */
+  #sent: readonly string[] | null
   /** The route forwards its own path (no upstream_path): a Location or cookie Path under the base path maps back to one (gatewayLocation, gatewayCookiePaths). */
   #mapsLocation: boolean
   #served: Served
@@ -121,7 +120,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#bufferLimits = settings.responseBuffer
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
-    this.#withheld = withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders)
+    this.#sent = exchange.extraHeaders
     this.#mapsLocation = settings.rewrite === null
     this.#served = served
     this.#resolve = resolve
@@ -255,7 +254,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#unreadBody = true
       if (!ctx.http2) res.shouldKeepAlive = false
     }
-    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#withheld)
+    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders, this.#upstream.credentials, this.#sent)
     if (this.#mapsLocation) {
       if (out.location !== undefined) out.location = gatewayLocations(out.location, this.#upstream)
       const cookies = out['set-cookie']

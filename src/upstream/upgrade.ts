@@ -12,7 +12,6 @@ import { heldStreamOf } from './dispatch.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { endAfterAnswer } from '../http/index.ts'
-import { withheldFromAnswer } from './credentials.ts'
 import { gatewayCookiePaths, gatewayLocations, responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
@@ -146,7 +145,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.upstreamStatus = 101
       // Latin-1, as node:http writes any other head: a header byte above 0x7F (read as one
       // character) went out as UTF-8's two.
-      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings, withheldFromAnswer(upstream.credentials, exchange.extraHeaders)), 'latin1')
+      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings, upstream.credentials, exchange.extraHeaders), 'latin1')
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
       if (early.length > 0) socket.write(early)
@@ -268,9 +267,9 @@ function appendHeader(headers: Record<string, string | string[]>, name: string, 
   else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value]
 }
 
-function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, settings: ForwardSettings, withheld: readonly string[]): string {
+function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, settings: ForwardSettings, credentials: readonly string[], sent: readonly string[] | null): string {
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
-  const headers = responseHeaders(response.headers, requestId, settings, answerHeaders, withheld)
+  const headers = responseHeaders(response.headers, requestId, settings, answerHeaders, credentials, sent)
   for (const [name, value] of Object.entries(headers)) {
     // RFC 9110 §8.6: no Content-Length on a 1xx; a client that read an upstream's took the tunnel's first bytes for a body.
     if (name === 'content-length') continue
@@ -292,7 +291,7 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   served.upstreamStatus = status
   const writeHead = () => {
     if (ctx.res.headersSent) return
-    const headers = responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, withheldFromAnswer(settings.upstream.credentials, exchange.extraHeaders))
+    const headers = responseHeaders(response.headers, ctx.id, settings, ctx.answerHeaders, settings.upstream.credentials, exchange.extraHeaders)
     if (settings.rewrite === null) {
       if (headers.location !== undefined) headers.location = gatewayLocations(headers.location, settings.upstream)
       const cookies = headers['set-cookie']

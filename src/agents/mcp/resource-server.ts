@@ -40,6 +40,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   const forwarded = config.server.forwarded_client_cert
   // A certificate-bound token's certificate behind a TLS-terminating proxy, as on routes (x509.ts).
   const fields: ForwardedClientCert | null = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
+  const certificateOf = presentedCertificate(fields)
   const ownTokens = deps.own && exchangeIssuesFor(config, mcp.resource) ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null
   const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
   const metadataUrl = `${resource.origin}${metadataPath}`
@@ -92,8 +93,8 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     }),
     async authenticate(ctx) {
       const authorization = ctx.headers?.authorization
-      const certificate = presentedCertificate({ headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, viaTrustedProxy: ctx.viaTrustedProxy }, fields)
-      const verify = () => tokens.verify(authorization, ctx.query, certificate)
+      const presented = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, viaTrustedProxy: ctx.viaTrustedProxy }
+      const verify = () => tokens.verify(authorization, ctx.query, certificateOf, presented)
       let identity
       try {
         identity = await (deps.authFailures ? deps.authFailures.guarded(ctx.clientIp, verify) : verify())
