@@ -70,6 +70,17 @@ export function parseRate(text: string): Parsed<Rate> {
  */
 export const MAX_RATE_PER_SECOND = 100_000
 
+/**
+ * The emission interval rounded to a 1/1024 ms (under a microsecond): a binary fraction, so that
+ * epoch milliseconds plus whole intervals add up exactly in a double. 6/s as 166.666… ms could
+ * not, and `tat + I - B × I` landed a hair past `now`: a fresh key lost one request of its burst
+ * and said r=B-2 (the Redis store, in whole microseconds, never did). The in-process stores' unit
+ * (limits/route-limits.ts), here for the check of what they keep (limit-checks.ts).
+ */
+export function binaryInterval(ms: number): number {
+  return Math.max(1, Math.round(ms * 1024)) / 1024
+}
+
 /** Why a `rate` of a limit is faster than the stores can keep it, or null. A quota's N is a count, not an interval: it has no such bound. */
 export function rateTooFast(rate: Rate): string | null {
   if (rate.count * 1000 <= MAX_RATE_PER_SECOND * rate.periodMs) return null

@@ -1,6 +1,6 @@
 // A route's limits, compiled once per config: each limit's rate and quota as separate parts (a
 // limit with both keeps two states per key), their key sources, and the RateLimit-Policy value.
-import type { LimitConfig, Rate } from '../config/index.ts'
+import { binaryInterval, type LimitConfig, type Rate } from '../config/index.ts'
 import type { RateSpec } from './bucket.ts'
 import type { LimitVerdict } from './enforce.ts'
 import { policyItem, type StateLabels } from './headers.ts'
@@ -30,16 +30,6 @@ export interface RouteLimits extends StateLabels {
   readonly policyHeader: string
   /** The verdict when the store did not answer and on_error is allow: nothing counted, only the policy sent (made once: enforce.ts). */
   readonly uncounted: LimitVerdict
-}
-
-/**
- * The emission interval rounded to a 1/1024 ms (under a microsecond): a binary fraction, so that
- * epoch milliseconds plus whole intervals add up exactly in a double. 6/s as 166.666… ms could
- * not, and `tat + I - B × I` landed a hair past `now`: a fresh key lost one request of its burst
- * and said r=B-2 (the Redis store, in whole microseconds, never did).
- */
-export function binaryInterval(ms: number): number {
-  return Math.max(1, Math.round(ms * 1024)) / 1024
 }
 
 /**

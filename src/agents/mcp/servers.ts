@@ -29,6 +29,8 @@ export interface UpstreamMcpServer {
   onToolsChanged(listener: () => void): () => void
   /** The configured headers with their secrets resolved (set by the gateway, again after a refresh). */
   headers: Record<string, string>
+  /** The credential values of headers since replaced (a secret's rotation), newest first: still redacted. */
+  readonly rotatedOut: readonly string[]
   /**
    * The error of a request to the server, its message and data without the credentials sent to it.
    * What the server says is redacted as it arrives (connect); an error the SDK makes itself (an
@@ -42,8 +44,13 @@ const CLIENT_INFO = { name: 'bouncer', version: '1' }
 /** How many rotated-out credential values are still redacted (a few rotations' worth). */
 const MAX_REPLACED = 16
 
-/** `maxAnswerBytes`: server.max_body_bytes, the most one answer of the server may be (a tool's result included). */
-export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAnswerBytes: number): UpstreamMcpServer {
+/**
+ * `maxAnswerBytes`: server.max_body_bytes, the most one answer of the server may be (a tool's result
+ * included). `previous`: the server of the same name this one replaces (a reload changed its other
+ * settings) when its header templates are the same: the headers it sent and those rotated out are
+ * carried over (handOverRotatedOut in upstream/pools.ts does the same for upstreams).
+ */
+export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAnswerBytes: number, previous?: UpstreamMcpServer): UpstreamMcpServer {
   let connecting: Promise<Client> | null = null
   let cached: Promise<Tool[]> | null = null
   // Why the last listing failed, until one succeeds: meanwhile callers are answered at once and one
@@ -56,12 +63,14 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   let refreshAgain = false
   const listeners = new Set<() => void>()
   let closed = false
-  let headers = { ...config.headers }
+  let headers = previous ? { ...previous.headers } : { ...config.headers }
   /** The headers whose configured value holds a secret (lower case). */
   const fromSecret = new Set(Object.entries(config.headers).filter(([, value]) => value.includes('${secret:')).map(([name]) => name.toLowerCase()))
   // The credential values of headers since replaced (a secret's rotation), newest first: an answer
-  // to a request sent before, or a notification stream opened before, may still echo one.
-  let replaced: string[] = []
+  // to a request sent before, or a notification stream opened before, may still echo one. A reload
+  // that made the server anew began this empty, and an echo of the value rotated out just before it
+  // reached the agent (fx5): the server it replaces hands it over.
+  let replaced: string[] = previous ? [...previous.rotatedOut] : []
 
   const server: UpstreamMcpServer = {
     config,
@@ -72,6 +81,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       const now = credentialValues(next)
       replaced = [...credentialValues(headers), ...replaced].filter((value, i, all) => !now.includes(value) && all.indexOf(value) === i).slice(0, MAX_REPLACED)
       headers = next
+    },
+    get rotatedOut() {
+      return replaced
     },
     client: () => (connecting ??= connect()),
     async tools() {
@@ -464,11 +476,27 @@ export interface McpServerRegistry {
 }
 
 export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
+  // The open servers of each name, oldest first: a reload that makes one anew hands over from the
+  // last (its rotated-out credentials). A refused reload's, closed, leaves the running one last again.
+  const open = new Map<string, UpstreamMcpServer[]>()
   const shared = createSharedResources<{ config: McpServerConfig; maxAnswerBytes: number }, UpstreamMcpServer>({
     // Its limits are the gateway's, not the connection's: a reload that changes them keeps it.
     fingerprint: ({ config: { limits: _limits, ...connection }, maxAnswerBytes }) => JSON.stringify([connection, maxAnswerBytes]),
-    create: ({ config, maxAnswerBytes }) => upstreamMcpServer(config, logger, maxAnswerBytes),
-    close: (server) => server.close(),
+    create: ({ config, maxAnswerBytes }) => {
+      const named = open.get(config.name)
+      const last = named?.at(-1)
+      const sameHeaders = last !== undefined && JSON.stringify(last.config.headers) === JSON.stringify(config.headers)
+      const server = upstreamMcpServer(config, logger, maxAnswerBytes, sameHeaders ? last : undefined)
+      if (named === undefined) open.set(config.name, [server])
+      else named.push(server)
+      return server
+    },
+    close: (server) => {
+      const left = open.get(server.config.name)?.filter((one) => one !== server) ?? []
+      if (left.length === 0) open.delete(server.config.name)
+      else open.set(server.config.name, left)
+      return server.close()
+    },
   })
   return { ...shared, acquire: (config, maxAnswerBytes) => shared.acquire({ config, maxAnswerBytes }) }
 }

@@ -478,7 +478,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       try {
         await endEarlierSession(earlier)
       } catch (err) {
-        logger.warn({ err, cookie: name }, 'the session of a cookie under a former name was not ended: the store failed (its cookie is cleared)')
+        logger.warn({ err, cookie_name: name }, 'the session of a cookie under a former name was not ended: the store failed (its cookie is cleared)')
       }
     }
     return clear
