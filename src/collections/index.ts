@@ -1,6 +1,7 @@
 export { createLru, type Lru } from './lru.ts'
 export { releaseLock, releaseLockHeldBy, takeLock } from './thread-lock.ts'
 export { createSharedResources, type ResourceKind, type SharedResources } from './shared-resources.ts'
+export { openByName, type OpenByName } from './open-by-name.ts'
 export { DeadlineExceeded, withinDeadline } from './deadline.ts'
 export { addMissingColumns, cannotUseFile, isBusy, openReadOnly, SQLITE, sqliteCode, storeFile, switchToWal, whenUnlocked } from './sqlite-file.ts'
 export { makeDirectories } from './directories.ts'

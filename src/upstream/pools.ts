@@ -3,7 +3,7 @@
 // retry budget survive it (the in-flight count goes by name, whatever changed: in-flight.ts; so do
 // the metrics' counters, by name and origin); upstreams no longer used are closed once their
 // requests finish, their health checks stopped.
-import { createSharedResources, type SharedResources } from '../collections/index.ts'
+import { createSharedResources, openByName, type SharedResources } from '../collections/index.ts'
 import { loadTlsMaterial, type BalanceStrategy, type UpstreamTlsMaterial, type UpstreamConfig } from '../config/index.ts'
 import { foldHeaderName } from '../http/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
@@ -102,29 +102,19 @@ function countsLedger(): CountsLedger {
 /** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health) of one that did not change. */
 export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
   const ledger = countsLedger()
-  // The open upstreams of each name, oldest first: a reload that changes one hands over from the last
-  // (handOverRotatedOut). Only the latest was kept: a refused reload's, closed, took the note with it,
-  // the running one was known no more, and the next reload that changed the upstream began its
-  // rotated-out values empty (a probe). Closed, an upstream leaves the one before it last again.
-  const open = new Map<string, Upstream[]>()
+  // A reload that changes an upstream hands its rotated-out values over from the last one still open (handOverRotatedOut).
+  const open = openByName<Upstream>()
   return createSharedResources({
     // The TLS files' contents count: a renewed certificate is picked up by a reload.
     fingerprint: (config) => JSON.stringify([config, config.tls ? loadTlsMaterial(config.tls).material : null]),
     create: (config) => {
       const upstream = createUpstream(config, deps, ledger)
-      const named = open.get(config.name)
-      handOverRotatedOut(named?.at(-1), upstream)
-      if (named === undefined) open.set(config.name, [upstream])
-      else named.push(upstream)
+      handOverRotatedOut(open.last(config.name), upstream)
+      open.opened(config.name, upstream)
       return upstream
     },
     close: async (upstream) => {
-      const named = open.get(upstream.name)
-      if (named !== undefined) {
-        const left = named.filter((one) => one !== upstream)
-        if (left.length === 0) open.delete(upstream.name)
-        else open.set(upstream.name, left)
-      }
+      open.closed(upstream.name, upstream)
       deps.inFlight.release(upstream.name)
       upstream.stopChecks()
       upstream.ejectionShare?.close()

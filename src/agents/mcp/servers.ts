@@ -4,7 +4,7 @@
 // server's credentials are the configured headers (secrets resolved by the gateway), never the
 // token of the agent calling through the gateway.
 import type { CallToolResult, Client, JSONRPCMessage, Tool, Transport } from '@modelcontextprotocol/client'
-import { createSharedResources } from '../../collections/index.ts'
+import { createSharedResources, openByName } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
 import { scrub, traceparentOf, urlForLogs, type Logger, type TraceContext } from '../../telemetry/index.ts'
 import { credentialValues as credentialValuesOf, isConnectFailureCode } from '../../upstream/index.ts'
@@ -476,25 +476,20 @@ export interface McpServerRegistry {
 }
 
 export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
-  // The open servers of each name, oldest first: a reload that makes one anew hands over from the
-  // last (its rotated-out credentials). A refused reload's, closed, leaves the running one last again.
-  const open = new Map<string, UpstreamMcpServer[]>()
+  // A reload that makes a server anew hands its rotated-out credentials over from the last one still open.
+  const open = openByName<UpstreamMcpServer>()
   const shared = createSharedResources<{ config: McpServerConfig; maxAnswerBytes: number }, UpstreamMcpServer>({
     // Its limits are the gateway's, not the connection's: a reload that changes them keeps it.
     fingerprint: ({ config: { limits: _limits, ...connection }, maxAnswerBytes }) => JSON.stringify([connection, maxAnswerBytes]),
     create: ({ config, maxAnswerBytes }) => {
-      const named = open.get(config.name)
-      const last = named?.at(-1)
+      const last = open.last(config.name)
       const sameHeaders = last !== undefined && JSON.stringify(last.config.headers) === JSON.stringify(config.headers)
       const server = upstreamMcpServer(config, logger, maxAnswerBytes, sameHeaders ? last : undefined)
-      if (named === undefined) open.set(config.name, [server])
-      else named.push(server)
+      open.opened(config.name, server)
       return server
     },
     close: (server) => {
-      const left = open.get(server.config.name)?.filter((one) => one !== server) ?? []
-      if (left.length === 0) open.delete(server.config.name)
-      else open.set(server.config.name, left)
+      open.closed(server.config.name, server)
       return server.close()
     },
   })
