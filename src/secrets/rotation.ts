@@ -7,11 +7,9 @@
 // that the store then refused is kept and written at the retry, not replaced by a new one.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { setTimeout as delay } from 'node:timers/promises'
 import type { SecretsConfig } from '../config/index.ts'
 import { redactValues, scrub, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
-import { SecretsError } from './crypto.ts'
-import type { SecretStore } from './store.ts'
+import { putUnlocked, type SecretStore } from './store.ts'
 
 const HOOK_TIMEOUT_MS = 60_000
 const RETRY_FIRST_MS = 1_000
@@ -82,26 +80,6 @@ function runHook(command: string, name: string, value: string, env: NodeJS.Proce
     child.stdin.on('error', () => {})
     child.stdin.end(value)
   })
-}
-
-/** How long a rotation's write waits for another process's write lock (on timers): then it fails, and is retried on its backoff. */
-const LOCK_WAIT_MS = 2_000
-
-/**
- * The new version, waited for on timers while another process holds the store's write lock (an
- * operator's sqlite3, `bouncer secrets` in another shell): waited for in SQLite's busy handler, which
- * sleeps on the event loop, every request of the gateway stood still for 5 s (found by the secrets
- * probe). Still locked after LOCK_WAIT_MS, the rotation fails and is retried on its backoff.
- */
-async function putUnlocked(store: SecretStore, name: string, value: string): Promise<number> {
-  if (!store.tryPut) return store.put(name, value)
-  const deadline = Date.now() + LOCK_WAIT_MS
-  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-    const version = store.tryPut(name, value)
-    if (version !== undefined) return version
-    if (Date.now() >= deadline) throw new SecretsError(`the secrets store is locked: another process has held its write lock for ${LOCK_WAIT_MS / 1000} s`)
-    await delay(wait)
-  }
 }
 
 /**

@@ -16,7 +16,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import type { Logger } from '../telemetry/index.ts'
 import { SecretsError, SecretStoreWriteFailed } from './crypto.ts'
 import { firstFor } from './shared-memory.ts'
-import type { SecretStore } from './store.ts'
+import { putUnlocked, type SecretStore } from './store.ts'
 
 /**
  * How long a new key is published before it signs: the JWKS's max-age (60 s; it also covers jose's
@@ -157,6 +157,20 @@ export interface KeyRing {
   handover(): KeyRingHandover
 }
 
+/**
+ * A ring is built at once, where a write can wait for another process's write lock only in SQLite's
+ * busy handler, which sleeps on the event loop: a reload while the store was locked and held no key
+ * (deleted, or junk) stood every request still for 5 s. Before one is built, the key it would make
+ * is written here, waiting on timers; still locked after that, it fails (SecretStoreWriteFailed).
+ */
+export async function keepSigningKey(store: SecretStore | null, name: string, managed: boolean, logger: Logger): Promise<void> {
+  if (!store || !managed || !store.writable || !store.tryPut) return
+  const held = store.get(name)
+  if (parseSigningKey(held) !== undefined) return
+  if (held !== undefined) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
+  await putUnlocked(store, name, newSigningKey())
+}
+
 /** The keys warned of as made ahead of this process's clock: once a process, by name. */
 const warnedAhead = new Set<string>()
 
@@ -213,10 +227,13 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   function load(): void {
     if (keeper && managed && keeper.writable && parseSigningKey(keeper.get(name)) === undefined) {
       if (keeper.get(name) !== undefined && !replacePending) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
-      // After start, not in SQLite's busy handler, which sleeps on the event loop (5 s, every
-      // request): locked, the keys held stay and the next refresh tries again.
-      if (started && keeper.tryPut) {
+      // Not in SQLite's busy handler, which sleeps on the event loop (5 s, every request): locked
+      // after start, the keys held stay and the next refresh tries again.
+      if (keeper.tryPut) {
         if (keeper.tryPut(name, newSigningKey()) === undefined) {
+          // Being built (at a reload too: SQLite's busy handler stood every request still for 5 s):
+          // keepSigningKey waited for the lock on timers already.
+          if (!started) throw new SecretStoreWriteFailed(`secret ${name} could not be written: another process holds the secrets store's write lock`)
           if (!replacePending) logger.error(`secret ${name} is not replaced yet: another process holds the secrets store's write lock; the current key stays, tried again at each refresh`)
           replacePending = true
           return

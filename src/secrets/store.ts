@@ -1,5 +1,8 @@
 // What a secrets store does. The embedded store keeps versions and can be written; the env and file
 // providers read values kept elsewhere (a platform's secret mounts, a CI's variables).
+import { setTimeout as delay } from 'node:timers/promises'
+import { SecretStoreWriteFailed } from './crypto.ts'
+
 export interface SecretVersion {
   version: number
   createdAt: string
@@ -57,4 +60,25 @@ export const GATEWAY_KEYS: readonly string[] = ['bouncer.assertion-key', 'bounce
 /** What a name that is not one is told, wherever it is given (the config, the command line, the store). */
 export function invalidSecretName(name: string): string {
   return `"${name}" is not a valid secret name (letters, digits and . _ -)`
+}
+
+/** How long the gateway's own write waits for another process's write lock (on timers): then it fails. */
+const LOCK_WAIT_MS = 2_000
+
+/**
+ * The new version, waited for on timers while another process holds the store's write lock (an
+ * operator's sqlite3, `bouncer secrets` in another shell): waited for in SQLite's busy handler, which
+ * sleeps on the event loop, every request of the gateway stood still for 5 s (found by the secrets
+ * probe). Still locked after LOCK_WAIT_MS, it fails: a rotation is retried on its backoff, a reload
+ * is refused and the running config keeps serving.
+ */
+export async function putUnlocked(store: SecretStore, name: string, value: string): Promise<number> {
+  if (!store.tryPut) return store.put(name, value)
+  const deadline = Date.now() + LOCK_WAIT_MS
+  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+    const version = store.tryPut(name, value)
+    if (version !== undefined) return version
+    if (Date.now() >= deadline) throw new SecretStoreWriteFailed(`the secrets store is locked: another process has held its write lock for ${LOCK_WAIT_MS / 1000} s`)
+    await delay(wait)
+  }
 }
