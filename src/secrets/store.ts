@@ -36,6 +36,15 @@ export interface SecretStore {
    */
   tryPut?(name: string, value: string): number | undefined
   delete(name: string): boolean
+  /**
+   * Takes `name`'s rotation lease for `holder` for `ms`, or renews it, unless another holder's has
+   * not expired (embedded only): true when `holder` holds it; undefined at once while another process
+   * holds the store's write lock. Two gateways scheduling one rotation on a shared store each ran
+   * its hook: the lease lets one run it, the other skips that round.
+   */
+  tryLease?(name: string, holder: string, ms: number): boolean | undefined
+  /** Gives `holder`'s lease on `name` back; locked, it is left to expire. */
+  releaseLease?(name: string, holder: string): void
   close(): void
 }
 
@@ -73,11 +82,22 @@ const LOCK_WAIT_MS = 2_000
  * is refused and the running config keeps serving.
  */
 export async function putUnlocked(store: SecretStore, name: string, value: string): Promise<number> {
-  if (!store.tryPut) return store.put(name, value)
+  const { tryPut } = store
+  return tryPut ? await unlocked(() => tryPut(name, value)) : store.put(name, value)
+}
+
+/** tryLease, waiting on timers as putUnlocked does; a store without leases: always taken. */
+export async function leaseUnlocked(store: SecretStore, name: string, holder: string, ms: number): Promise<boolean> {
+  const { tryLease } = store
+  return tryLease ? await unlocked(() => tryLease(name, holder, ms)) : true
+}
+
+/** `attempt` again on timers while it answers undefined (another process's write lock), for up to LOCK_WAIT_MS. */
+async function unlocked<T>(attempt: () => T | undefined): Promise<T> {
   const deadline = Date.now() + LOCK_WAIT_MS
   for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-    const version = store.tryPut(name, value)
-    if (version !== undefined) return version
+    const done = attempt()
+    if (done !== undefined) return done
     if (Date.now() >= deadline) throw new SecretStoreWriteFailed(`the secrets store is locked: another process has held its write lock for ${LOCK_WAIT_MS / 1000} s`)
     await delay(wait)
   }
