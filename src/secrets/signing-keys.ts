@@ -118,6 +118,12 @@ export function parseSigningKey(text: string | undefined): SigningKey | undefine
 export interface KeyRingHandover {
   readonly signing: SigningKey
   readonly keys: ReadonlyArray<{ key: SigningKey; until: number }>
+  /**
+   * The current key, made ahead of this clock, and when this process first saw it: a reload's ring
+   * counted from the reload, so each reload during clock skew put the key's rotation (and the
+   * switch to it) off again.
+   */
+  readonly ahead?: { readonly kid: string; readonly seenAt: number } | null
 }
 
 export interface KeyRingOptions {
@@ -200,7 +206,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   let retired: Array<{ key: SigningKey; until: number }> = []
   let started = false
   /** The current key, made ahead of this clock, and when this ring first saw it. */
-  let ahead: { kid: string; seenAt: number } | null = null
+  let ahead: { kid: string; seenAt: number } | null = options.handover?.ahead ?? null
 
   /**
    * When `key` was made; one made in this clock's future (another instance's clock ahead, this one
@@ -353,7 +359,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       // The key signing until now may have signed a token just before the swap: a whole lifetime from now.
       const until = now() + retainMs
       const key = signing()
-      return { signing: key, keys: [{ key, until }, { key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())] }
+      return { signing: key, keys: [{ key, until }, { key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())], ahead }
     },
     refresh(rotates) {
       const seen = keeper?.marker(name)
