@@ -31,6 +31,12 @@ const BATCH_CHARS = 1024 * 1024
 /** The first read of a batch, before its rows' size is known. */
 const FIRST_READ_ROWS = 64
 
+/**
+ * The most an answer to a client without chunked coding (HTTP/1.0) holds, in bytes: such an answer
+ * is read whole before its head (wholeAnswer), and a page or result larger is cut here.
+ */
+const WHOLE_ANSWER_BYTES = 4 * BATCH_CHARS
+
 export interface DatasetRoute {
   readonly id: string
   readonly path: string
@@ -204,9 +210,11 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     // The last row's key values as read, before its masks are applied in place (a masked key would
     // send the next page back to the start).
     let lastKey: KeyValue[] | null = null
+    // Where the page ends: page_size (or max_rows), or sooner where an HTTP/1.0 answer is full.
+    let limit = plan.limit
     // The first batch before the head: a failing statement is still a clean 502/504, and a small
     // result's paging facts go in headers, where a spreadsheet import can see them.
-    let read = await readBatch(source, Math.min(BATCH_ROWS, plan.limit + 1))
+    let read = await readBatch(source, Math.min(BATCH_ROWS, limit + 1))
     let batch = read.rows
     served.upstreamMs = performance.now() - plan.started
     const columns = source.columns
@@ -223,9 +231,9 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       : (dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null }) ?? false)
     const take = async (rows: Row[]): Promise<Row[]> => {
       if (plan.paging) refuseNullKeys(rows, keyIndexes, columns) // the one row past the page too
-      if (sent + rows.length > plan.limit) {
+      if (sent + rows.length > limit) {
         more = true
-        const kept = plan.limit - sent
+        const kept = limit - sent
         // The page's last row may have come in the batch before (its key then in lastKey, unmasked).
         // No read is in flight here, nor follows: the row past the page was the last one needed.
         if (plan.paging) await refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'), sameInDatabase)
@@ -241,6 +249,35 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     }
 
     let first = await take(batch)
+    if (ctx.method !== 'HEAD' && !carriesTrailers(ctx)) {
+      // Not chunked (HTTP/1.0): the answer ends where the connection closes, so a stream cut by a
+      // failure read as a whole page, and it carries no trailers: a CSV, NDJSON or Arrow page longer
+      // than one batch had no cursor to go on with (a probe). So it is read whole before its head, up
+      // to WHOLE_ANSWER_BYTES, and goes with a Content-Length and its paging facts in headers; a
+      // failure is a clean 502. A longer page ends where that is full, its cursor going on from there;
+      // a longer unpaged result is cut there, as max_rows cuts it, and says `truncated`.
+      const parts: Array<string | Uint8Array> = [writer.start()]
+      let size = byteLength(parts[0] as string | Uint8Array)
+      for (;;) {
+        applyMasks(first, masks, dataset.source.key)
+        const chunk = writer.rows(first)
+        parts.push(chunk)
+        size += byteLength(chunk)
+        if (exhausted || more) break
+        if (size >= WHOLE_ANSWER_BYTES) limit = sent // the row read next is past the page: whether there are more, and a tie
+        read = await readBatch(source, size >= WHOLE_ANSWER_BYTES ? 1 : BATCH_ROWS)
+        if (gone) return served
+        exhausted = read.exhausted
+        first = await take(read.rows)
+      }
+      await source.close()
+      const end = ending()
+      parts.push(writer.end(end))
+      const headers: Record<string, string> = { 'content-type': CONTENT_TYPES[plan.format], 'cache-control': 'no-store', 'bouncer-truncated': String(end.truncated) }
+      if (end.next !== null) headers['bouncer-next-cursor'] = end.next
+      served.upstreamStatus = 200
+      return await sendWhole(ctx, exchange, 200, headers, Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part))), served)
+    }
     const knownAtHead = exhausted || more
     const headers: Record<string, string> = { 'content-type': CONTENT_TYPES[plan.format], 'cache-control': 'no-store', 'x-request-id': ctx.id }
     if (knownAtHead) {
@@ -327,8 +364,8 @@ async function readBatch(source: RowSource, max: number): Promise<{ rows: Row[];
 /**
  * Whether the answer can end with trailers: chunked (HTTP/1.1) or HTTP/2, and with a body. An
  * HTTP/1.0 client's is not chunked, nor is a HEAD's, and Node refuses a Trailer field there: such a
- * long page was a 502 datasource_error (a probe). It goes without them: JSON still has `next` in its
- * body; CSV, NDJSON and Arrow no cursor.
+ * long page was a 502 datasource_error (a probe). An HTTP/1.0 GET is answered whole instead; a
+ * HEAD's head goes without them.
  */
 function carriesTrailers(ctx: Readonly<RequestContext>): boolean {
   return ctx.method !== 'HEAD' && (ctx.res as { useChunkedEncodingByDefault?: boolean }).useChunkedEncodingByDefault !== false

@@ -178,7 +178,11 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       if (slot.worker !== worker) return // replaced: terminated on purpose
       slot.worker = null
       const pending = slot.pending
-      settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
+      // The thread never ran (no memory for it, no file descriptors left: EMFILE): the module was
+      // never tried. Taken for a load, it read as "its module could not be loaded", and a reload
+      // adding the function was refused for it. A passing shortage: the next invocation starts one.
+      const startFailed = (failure as { code?: string } | null)?.code === 'ERR_WORKER_INIT_FAILED'
+      if (!startFailed) settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
       if (pending !== null) logUnfinished(worker, pending.request)
       if (closing && (pending === null || stopping.has(worker))) {
         // Stopped by close(), or dead on its own with nothing running: no replacement either way.
@@ -186,6 +190,15 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
         return
       }
       const why = failure ?? new Error(`the worker exited with code ${code}`)
+      if (startFailed) {
+        const message = `function ${name}: its worker thread could not be started (${why.message}); another is started for the next invocation`
+        if (pending === null) background?.failed('function_worker', why, { message, fields: { function: name } })
+        else {
+          logger.error({ function: name, ...logFields(pending.request), err: why }, message)
+          settle(slot, pending, new GatewayError('function_error', { detail: `Function "${name}" did not run: the gateway could not start a worker for it (out of memory or of open files), which may pass. The gateway's log has the error under this request id.`, cause: why }))
+        }
+        return
+      }
       if (pending) {
         // Also in a retired pool draining its invocations: a crash there was answered and logged as
         // the pool's own stop ("the gateway is shutting down"), its error lost (a probe).

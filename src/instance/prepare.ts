@@ -3,11 +3,11 @@
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
-import { createExchangeKeys, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
+import { createExchangeKeys, EXCHANGE_KEY, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
 import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
-import { openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, SigningKeyError, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
+import { keepSigningKey, openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, SigningKeyError, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { ASSERTION_KEY, createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
 
@@ -72,8 +72,8 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
     runtime = compileRuntime(next.config, deps.compile, generation)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
-    runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)
-    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger, deps.runningExchangeKeys?.() ?? null)
+    runtime.signing.assertions = await signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)
+    runtime.signing.exchangeKeys = await exchangeKeysFor(next.config, secrets, deps.keys, logger, deps.runningExchangeKeys?.() ?? null)
     return { runtime, secrets, admin: adminFor(next.config, secrets, next) }
   } catch (err) {
     void secrets.close() // the store handle this attempt opened; the running config keeps its own
@@ -98,9 +98,10 @@ function storeError(next: LoadedConfig, err: unknown): ConfigError | null {
  * Each config gets its own signer on the store that keeps its key: the configured one, or the
  * process's key store, so the key (same kid) outlives the reload, and is every worker's.
  */
-function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: AssertionSigner | null): AssertionSigner | null {
+async function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: AssertionSigner | null): Promise<AssertionSigner | null> {
   if (!config.upstreams.some((u) => u.identity_assertion)) return null
   try {
+    await keepSigningKey(secrets.store, ASSERTION_KEY, true, logger)
     return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
     // An unreadable key (an empty file caught mid-rewrite): the reload is refused, the running config
@@ -115,7 +116,7 @@ function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, l
  * config error). The gateway's own key, with no store to keep it, lives in the process's key store:
  * the same across reloads and workers, or the tokens out would stop verifying.
  */
-function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: ExchangeKeys | null): ExchangeKeys | null {
+async function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: ExchangeKeys | null): Promise<ExchangeKeys | null> {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return null
   const secretName = exchange.signing.key === undefined ? null : signingSecretName(exchange.signing.key)
@@ -123,6 +124,7 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
   // tolerance (with lifetime alone, the probe saw a token's last 5 s answered key_not_found).
   const retainMs = exchange.lifetime + OWN_TOKEN_CLOCK_TOLERANCE_MS
   try {
+    if (secretName === null) await keepSigningKey(secrets.store, EXCHANGE_KEY, true, logger)
     return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
     if (err instanceof SigningKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])

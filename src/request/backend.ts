@@ -144,7 +144,7 @@ export function nothingServed(): Served {
  * is counted and handed to the pipeline (beforeEnd: the audit record), then sent; HEAD gets the
  * headers alone. `served` may carry more for the record (a dataset's masked columns).
  */
-export async function sendWhole(ctx: Readonly<RequestContext>, exchange: Exchange, status: number, headers: OutgoingHttpHeaders, body: string, served = nothingServed()): Promise<Served> {
+export async function sendWhole(ctx: Readonly<RequestContext>, exchange: Exchange, status: number, headers: OutgoingHttpHeaders, body: string | Uint8Array, served = nothingServed()): Promise<Served> {
   const length = Buffer.byteLength(body)
   served.status = status
   // A client gone while the answer was made gets nothing: the pipeline records its 499.

@@ -19,6 +19,9 @@ const SCHEMA = `
   );
 `
 
+// Made by the first lease taken, under the write lock: a store only read is left as it is.
+const LEASE_SCHEMA = 'CREATE TABLE IF NOT EXISTS rotation_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)'
+
 const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
 
 /** How long a command's write (and an open) waits for another process's write lock, in SQLite's busy handler. */
@@ -210,23 +213,63 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     delete(name) {
       return writing(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
     },
+    tryLease(name, holder, ms) {
+      return writing(() => {
+        if (!beganUnlessLocked()) return undefined
+        try {
+          db.exec(LEASE_SCHEMA)
+          const at = Date.now()
+          const held = db.prepare('SELECT holder, expires_at FROM rotation_leases WHERE name = ?').get(name) as { holder: string; expires_at: number } | undefined
+          const free = held === undefined || held.holder === holder || held.expires_at <= at
+          if (free) db.prepare('INSERT INTO rotation_leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at').run(name, holder, at + ms)
+          db.exec('COMMIT')
+          return free
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK')
+          throw err
+        }
+      })
+    },
+    releaseLease(name, holder) {
+      writing(() => {
+        if (!beganUnlessLocked()) return
+        try {
+          db.exec(LEASE_SCHEMA)
+          db.prepare('DELETE FROM rotation_leases WHERE name = ? AND holder = ?').run(name, holder)
+          db.exec('COMMIT')
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK')
+          throw err
+        }
+      })
+    },
     close() {
       db.close()
     },
+  }
+
+  /** BEGIN IMMEDIATE without waiting in the busy handler: false at once while another process holds the write lock. */
+  function beganUnlessLocked(): boolean {
+    db.exec('PRAGMA busy_timeout = 0')
+    try {
+      db.exec('BEGIN IMMEDIATE')
+      return true
+    } catch (err) {
+      if (isBusy(err)) return false
+      throw err
+    } finally {
+      db.exec(`PRAGMA busy_timeout = ${LOCK_WAIT_MS}`)
+    }
   }
 
   /** `wait`: for another process's write lock, in the busy handler; else undefined at once while it holds it. */
   function putVersion(name: string, value: string, wait: boolean): number | undefined {
     if (!SECRET_NAME.test(name)) throw new SecretsError(invalidSecretName(name))
     return writing(() => {
-      if (!wait) db.exec('PRAGMA busy_timeout = 0')
-      try {
+      if (!wait) {
+        if (!beganUnlessLocked()) return undefined
+      } else {
         db.exec('BEGIN IMMEDIATE')
-      } catch (err) {
-        if (!wait && isBusy(err)) return undefined
-        throw err
-      } finally {
-        if (!wait) db.exec(`PRAGMA busy_timeout = ${LOCK_WAIT_MS}`)
       }
       try {
         const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1

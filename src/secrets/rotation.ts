@@ -6,12 +6,11 @@
 // to 5 minutes, so a broken hook does not run (and log) at every check. A value the hook installed
 // that the store then refused is kept and written at the retry, not replaced by a new one.
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { setTimeout as delay } from 'node:timers/promises'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import type { SecretsConfig } from '../config/index.ts'
 import { redactValues, scrub, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
-import { SecretsError } from './crypto.ts'
-import type { SecretStore } from './store.ts'
+import { leaseUnlocked, putUnlocked, type SecretStore } from './store.ts'
 
 const HOOK_TIMEOUT_MS = 60_000
 const RETRY_FIRST_MS = 1_000
@@ -84,26 +83,6 @@ function runHook(command: string, name: string, value: string, env: NodeJS.Proce
   })
 }
 
-/** How long a rotation's write waits for another process's write lock (on timers): then it fails, and is retried on its backoff. */
-const LOCK_WAIT_MS = 2_000
-
-/**
- * The new version, waited for on timers while another process holds the store's write lock (an
- * operator's sqlite3, `bouncer secrets` in another shell): waited for in SQLite's busy handler, which
- * sleeps on the event loop, every request of the gateway stood still for 5 s (found by the secrets
- * probe). Still locked after LOCK_WAIT_MS, the rotation fails and is retried on its backoff.
- */
-async function putUnlocked(store: SecretStore, name: string, value: string): Promise<number> {
-  if (!store.tryPut) return store.put(name, value)
-  const deadline = Date.now() + LOCK_WAIT_MS
-  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-    const version = store.tryPut(name, value)
-    if (version !== undefined) return version
-    if (Date.now() >= deadline) throw new SecretsError(`the secrets store is locked: another process has held its write lock for ${LOCK_WAIT_MS / 1000} s`)
-    await delay(wait)
-  }
-}
-
 /**
  * The gateway's environment without the master key's variable (`master_key: env:NAME`): a hook
  * installs one value at an upstream and needs no key to the whole store. Given it, a hook that
@@ -136,6 +115,19 @@ export interface RotationState {
    * createdAt, the rotation waited for the clock to catch up (an hour's skew: an hour late).
    */
   readonly ahead: Map<string, { createdAt: string; seenAt: number }>
+  /** Who this process's rotations are in the store's leases (tryLease): the same across its reloads. */
+  readonly leaseHolder: string
+}
+
+/**
+ * How long a rotation's lease lasts: longer than its hook may run (HOOK_TIMEOUT_MS) and than the
+ * retries of a value the store refused after the hook installed it. A gateway that stops mid-rotation
+ * leaves it to expire: the other instances rotate that secret after that.
+ */
+const LEASE_MS = 10 * 60_000
+
+export function newRotationState(): RotationState {
+  return { running: new Set(), failures: new Map(), unstored: new Map(), ahead: new Map(), leaseHolder: `${hostname()}:${process.pid}:${randomUUID()}` }
 }
 
 export interface RotationScheduler {
@@ -146,8 +138,8 @@ export interface RotationScheduler {
   idle(): Promise<void>
 }
 
-export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map(), ahead: new Map() }): RotationScheduler {
-  const { running, failures, unstored, ahead } = state
+export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = newRotationState()): RotationScheduler {
+  const { running, failures, unstored, ahead, leaseHolder } = state
   const schedules = secrets.rotation
   const hookEnv = hookEnvironment(secrets.store)
   const underway = new Set<Promise<unknown>>()
@@ -176,6 +168,17 @@ export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, lo
     return seen.seenAt
   }
 
+  /**
+   * This process's lease on rotating `name` (stores without leases: always): another instance's
+   * lease skips this round. A store another process holds the write lock of is waited for on
+   * timers, then the rotation fails as locked, as its write would.
+   */
+  async function leased(name: string): Promise<boolean> {
+    const taken = await leaseUnlocked(store, name, leaseHolder, LEASE_MS)
+    if (!taken) logger.debug({ secret_name: name }, `secret ${name} is due, but another gateway on this store is rotating it: this one skips the round`)
+    return taken
+  }
+
   async function due(): Promise<string[]> {
     const rotated: string[] = []
     for (const [name, schedule] of Object.entries(schedules)) {
@@ -186,18 +189,30 @@ export function rotationScheduler(store: SecretStore, secrets: SecretsConfig, lo
         if (value === undefined) {
           const latest = store.versions(name)[0]
           if (latest && now() - madeAt(name, latest.createdAt) < schedule.every) continue
+          if (!(await leased(name))) continue
+          // Another instance may have rotated it between the read above and the lease.
+          const since = store.versions(name)[0]
+          if (since?.version !== latest?.version) {
+            store.releaseLease?.(name, leaseHolder)
+            continue
+          }
           value = generateSecret(schedule.generate)
           redactValues([value])
           if (schedule.hook) {
             const { ok, output } = await runHook(schedule.hook, name, value, hookEnv)
             if (!ok) {
+              store.releaseLease?.(name, leaseHolder) // nothing installed: another instance may try
               failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
               continue
             }
             unstored.set(name, value)
           }
         }
+        // A value the hook installed is written by this process only: it renews its lease (kept
+        // meanwhile, so no other instance runs the hook with another value).
+        if (unstored.has(name)) store.tryLease?.(name, leaseHolder, LEASE_MS)
         const version = await putUnlocked(store, name, value)
+        store.releaseLease?.(name, leaseHolder)
         unstored.delete(name)
         failures.delete(name)
         logger.info({ secret_name: name, version }, 'secret rotated')

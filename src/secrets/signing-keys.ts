@@ -16,7 +16,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import type { Logger } from '../telemetry/index.ts'
 import { SecretsError, SecretStoreWriteFailed } from './crypto.ts'
 import { firstFor } from './shared-memory.ts'
-import type { SecretStore } from './store.ts'
+import { putUnlocked, type SecretStore } from './store.ts'
 
 /**
  * How long a new key is published before it signs: the JWKS's max-age (60 s; it also covers jose's
@@ -118,6 +118,12 @@ export function parseSigningKey(text: string | undefined): SigningKey | undefine
 export interface KeyRingHandover {
   readonly signing: SigningKey
   readonly keys: ReadonlyArray<{ key: SigningKey; until: number }>
+  /**
+   * The current key, made ahead of this clock, and when this process first saw it: a reload's ring
+   * counted from the reload, so each reload during clock skew put the key's rotation (and the
+   * switch to it) off again.
+   */
+  readonly ahead?: { readonly kid: string; readonly seenAt: number } | null
 }
 
 export interface KeyRingOptions {
@@ -157,6 +163,20 @@ export interface KeyRing {
   handover(): KeyRingHandover
 }
 
+/**
+ * A ring is built at once, where a write can wait for another process's write lock only in SQLite's
+ * busy handler, which sleeps on the event loop: a reload while the store was locked and held no key
+ * (deleted, or junk) stood every request still for 5 s. Before one is built, the key it would make
+ * is written here, waiting on timers; still locked after that, it fails (SecretStoreWriteFailed).
+ */
+export async function keepSigningKey(store: SecretStore | null, name: string, managed: boolean, logger: Logger): Promise<void> {
+  if (!store || !managed || !store.writable || !store.tryPut) return
+  const held = store.get(name)
+  if (parseSigningKey(held) !== undefined) return
+  if (held !== undefined) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
+  await putUnlocked(store, name, newSigningKey())
+}
+
 /** The keys warned of as made ahead of this process's clock: once a process, by name. */
 const warnedAhead = new Set<string>()
 
@@ -186,7 +206,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   let retired: Array<{ key: SigningKey; until: number }> = []
   let started = false
   /** The current key, made ahead of this clock, and when this ring first saw it. */
-  let ahead: { kid: string; seenAt: number } | null = null
+  let ahead: { kid: string; seenAt: number } | null = options.handover?.ahead ?? null
 
   /**
    * When `key` was made; one made in this clock's future (another instance's clock ahead, this one
@@ -213,10 +233,13 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   function load(): void {
     if (keeper && managed && keeper.writable && parseSigningKey(keeper.get(name)) === undefined) {
       if (keeper.get(name) !== undefined && !replacePending) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
-      // After start, not in SQLite's busy handler, which sleeps on the event loop (5 s, every
-      // request): locked, the keys held stay and the next refresh tries again.
-      if (started && keeper.tryPut) {
+      // Not in SQLite's busy handler, which sleeps on the event loop (5 s, every request): locked
+      // after start, the keys held stay and the next refresh tries again.
+      if (keeper.tryPut) {
         if (keeper.tryPut(name, newSigningKey()) === undefined) {
+          // Being built (at a reload too: SQLite's busy handler stood every request still for 5 s):
+          // keepSigningKey waited for the lock on timers already.
+          if (!started) throw new SecretStoreWriteFailed(`secret ${name} could not be written: another process holds the secrets store's write lock`)
           if (!replacePending) logger.error(`secret ${name} is not replaced yet: another process holds the secrets store's write lock; the current key stays, tried again at each refresh`)
           replacePending = true
           return
@@ -336,7 +359,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       // The key signing until now may have signed a token just before the swap: a whole lifetime from now.
       const until = now() + retainMs
       const key = signing()
-      return { signing: key, keys: [{ key, until }, { key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())] }
+      return { signing: key, keys: [{ key, until }, { key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())], ahead }
     },
     refresh(rotates) {
       const seen = keeper?.marker(name)

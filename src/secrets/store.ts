@@ -1,5 +1,8 @@
 // What a secrets store does. The embedded store keeps versions and can be written; the env and file
 // providers read values kept elsewhere (a platform's secret mounts, a CI's variables).
+import { setTimeout as delay } from 'node:timers/promises'
+import { SecretStoreWriteFailed } from './crypto.ts'
+
 export interface SecretVersion {
   version: number
   createdAt: string
@@ -33,6 +36,15 @@ export interface SecretStore {
    */
   tryPut?(name: string, value: string): number | undefined
   delete(name: string): boolean
+  /**
+   * Takes `name`'s rotation lease for `holder` for `ms`, or renews it, unless another holder's has
+   * not expired (embedded only): true when `holder` holds it; undefined at once while another process
+   * holds the store's write lock. Two gateways scheduling one rotation on a shared store each ran
+   * its hook: the lease lets one run it, the other skips that round.
+   */
+  tryLease?(name: string, holder: string, ms: number): boolean | undefined
+  /** Gives `holder`'s lease on `name` back; locked, it is left to expire. */
+  releaseLease?(name: string, holder: string): void
   close(): void
 }
 
@@ -57,4 +69,36 @@ export const GATEWAY_KEYS: readonly string[] = ['bouncer.assertion-key', 'bounce
 /** What a name that is not one is told, wherever it is given (the config, the command line, the store). */
 export function invalidSecretName(name: string): string {
   return `"${name}" is not a valid secret name (letters, digits and . _ -)`
+}
+
+/** How long the gateway's own write waits for another process's write lock (on timers): then it fails. */
+const LOCK_WAIT_MS = 2_000
+
+/**
+ * The new version, waited for on timers while another process holds the store's write lock (an
+ * operator's sqlite3, `bouncer secrets` in another shell): waited for in SQLite's busy handler, which
+ * sleeps on the event loop, every request of the gateway stood still for 5 s (found by the secrets
+ * probe). Still locked after LOCK_WAIT_MS, it fails: a rotation is retried on its backoff, a reload
+ * is refused and the running config keeps serving.
+ */
+export async function putUnlocked(store: SecretStore, name: string, value: string): Promise<number> {
+  const { tryPut } = store
+  return tryPut ? await unlocked(() => tryPut(name, value)) : store.put(name, value)
+}
+
+/** tryLease, waiting on timers as putUnlocked does; a store without leases: always taken. */
+export async function leaseUnlocked(store: SecretStore, name: string, holder: string, ms: number): Promise<boolean> {
+  const { tryLease } = store
+  return tryLease ? await unlocked(() => tryLease(name, holder, ms)) : true
+}
+
+/** `attempt` again on timers while it answers undefined (another process's write lock), for up to LOCK_WAIT_MS. */
+async function unlocked<T>(attempt: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS
+  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+    const done = attempt()
+    if (done !== undefined) return done
+    if (Date.now() >= deadline) throw new SecretStoreWriteFailed(`the secrets store is locked: another process has held its write lock for ${LOCK_WAIT_MS / 1000} s`)
+    await delay(wait)
+  }
 }
