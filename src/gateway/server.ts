@@ -18,6 +18,7 @@ import { createContext, markCut, overHttp2 } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
+import type { CrlExpiry } from './crl-expiry.ts'
 import { clientAuthOptions, createTlsReloader, secureContextOptions, type TlsReloader } from './tls.ts'
 
 
@@ -55,6 +56,8 @@ export interface GatewayServer {
   readonly secure: boolean
   /** The certificate it serves now (null without TLS): /metrics says which, and until when. */
   certificate(): X509Certificate | null
+  /** When each CA's CRL of server.tls.client_crl goes out of date: /metrics says so too. */
+  crlExpiries(): readonly CrlExpiry[]
   /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files as the reload read them (and server.workers' new ticket keys). */
   reconfigure(settings: ServerConfig, tlsMaterial: TlsMaterial | null, ticketKeys?: Buffer): void
   /** Stops accepting; idle HTTP/2 sessions get GOAWAY, and the busy ones once their streams end. */
@@ -70,6 +73,8 @@ export interface GatewayServerOptions {
   onTlsFilesChanged?: () => void
   /** server.workers: the session ticket keys every worker shares (tls.ts secureContextOptions). */
   ticketKeys?: Buffer
+  /** Whether this listener logs client CRLs going out of date (default true; with server.workers, the first worker alone). */
+  warnsOfCrls?: boolean
 }
 
 export function createGatewayServer(state: GatewayState, options: GatewayServerOptions = {}): GatewayServer {
@@ -202,8 +207,9 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
 
   let tls: TlsReloader | null = null
   if (settings.tls) {
-    tls = createTlsReloader(server as unknown as TlsServer, settings.tls, listener.leaf as X509Certificate, {
+    tls = createTlsReloader(server as unknown as TlsServer, settings.tls, listener.material as TlsMaterial, {
       logger: state.logger,
+      warnsOfCrls: options.warnsOfCrls,
       onFilesChanged: options.onTlsFilesChanged,
       alsoWatched: () => x509Issuers(state.runtime.config).flatMap((issuer) => (issuer.ca === undefined ? [] : [issuer.ca])),
     })
@@ -223,6 +229,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     server,
     secure: settings.tls !== undefined,
     certificate: () => tls?.certificate() ?? null,
+    crlExpiries: () => tls?.crlExpiries() ?? [],
     reconfigure(next, tlsMaterial, ticketKeys) {
       applyTimeouts(server, next)
       if (tls && next.tls && tlsMaterial) tls.apply(next.tls, tlsMaterial, ticketKeys)
@@ -284,7 +291,7 @@ function http1Options(settings: ServerConfig): ServerOptions {
 }
 
 /** node:http, node:https, or node:http2 with HTTP/1.1 alongside. */
-function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; leaf: X509Certificate | null; closeIdleConnections(): void } {
+function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; material: TlsMaterial | null; closeIdleConnections(): void } {
   const listener = createNodeListener(settings, ticketKeys)
   // Node also caps an HTTP/1.1 head at 1,000 header lines, refused as a header overflow (431 "exceed
   // max_header_bytes") at ~8 KB whatever max_header_bytes said. The size is the limit (nginx's):
@@ -296,10 +303,10 @@ function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined):
   return listener
 }
 
-function createNodeListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; leaf: X509Certificate | null; closeIdleConnections(): void } {
+function createNodeListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; material: TlsMaterial | null; closeIdleConnections(): void } {
   if (!settings.tls) {
     const server = createServer(http1Options(settings))
-    return { server, http2: false, leaf: null, closeIdleConnections: () => server.closeIdleConnections() }
+    return { server, http2: false, material: null, closeIdleConnections: () => server.closeIdleConnections() }
   }
   const material = loadTls(settings.tls)
   const tlsOptions = {
@@ -310,12 +317,12 @@ function createNodeListener(settings: ServerConfig, ticketKeys: Buffer | undefin
   }
   if (!settings.http2) {
     const server = createHttpsServer({ ...http1Options(settings), ...tlsOptions, ALPNProtocols: ['http/1.1'] }) as unknown as Server
-    return { server, http2: false, leaf: material.leaf, closeIdleConnections: () => server.closeIdleConnections() }
+    return { server, http2: false, material, closeIdleConnections: () => server.closeIdleConnections() }
   }
   const server = createSecureServer({ ...http1Options(settings), ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
   // node:http2 closes idle HTTP/1.1 connections too (allowHTTP1), though its types do not say so.
   const idle = server as unknown as { closeIdleConnections(): void }
-  return { server: server as unknown as Server, http2: true, leaf: material.leaf, closeIdleConnections: () => idle.closeIdleConnections() }
+  return { server: server as unknown as Server, http2: true, material, closeIdleConnections: () => idle.closeIdleConnections() }
 }
 
 /** `bouncer check` read these files already; one replaced in between fails the start here. */

@@ -11,6 +11,7 @@ import { unwatchFile, watchFile, type Stats } from 'node:fs'
 import type { Server as TlsServer, SecureContextOptions } from 'node:tls'
 import { distinguishedName, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import { watchCrlExpiry, type CrlExpiry } from './crl-expiry.ts'
 
 /**
  * TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" list without DHE, which
@@ -61,17 +62,23 @@ export interface TlsReloader {
   apply(tls: TlsConfig, material: TlsMaterial, ticketKeys?: Buffer): void
   /** The certificate served now. */
   certificate(): X509Certificate
+  /** When each CA's CRL of client_crl goes out of date (none without client_crl). */
+  crlExpiries(): readonly CrlExpiry[]
   stop(): void
 }
 
 /**
  * `onFilesChanged`: called once the files have settled after a change; without it the files are not
  * watched. `alsoWatched`: the x509 issuers' `ca` files of the config in force, read by the same reload.
+ * `warnsOfCrls`: whether this listener logs client_crl's CRLs going out of date (crl-expiry.ts; with
+ * server.workers, the first worker's alone).
  */
 export function createTlsReloader(
-  server: TlsServer, initial: TlsConfig, initialLeaf: X509Certificate, deps: { logger: Logger; onFilesChanged?: () => void; alsoWatched?: () => readonly string[] },
+  server: TlsServer, initial: TlsConfig, initialMaterial: TlsMaterial,
+  deps: { logger: Logger; onFilesChanged?: () => void; alsoWatched?: () => readonly string[]; warnsOfCrls?: boolean },
 ): TlsReloader {
-  let leaf = initialLeaf
+  let leaf = initialMaterial.leaf
+  const crls = watchCrlExpiry(deps.logger, deps.warnsOfCrls ?? true)
   let watched: string[] = []
   let settle: NodeJS.Timeout | null = null
 
@@ -85,6 +92,7 @@ export function createTlsReloader(
     Object.assign(server, clientAuthOptions(tls))
     leaf = material.leaf
     logLoaded()
+    crls.follow(material.clientCrls)
   }
 
   const changed = (now: Stats, before: Stats) => {
@@ -109,10 +117,13 @@ export function createTlsReloader(
 
   watch(initial)
   logLoaded()
+  crls.follow(initialMaterial.clientCrls)
   return {
     apply,
     certificate: () => leaf,
+    crlExpiries: () => crls.expiries(),
     stop() {
+      crls.stop()
       if (settle !== null) clearTimeout(settle)
       for (const path of watched) unwatchFile(path, changed)
       watched = []

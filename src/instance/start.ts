@@ -88,7 +88,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   let limitsAgreement: LimitsAgreement | null = null
   const metrics = createMetrics({
     audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest,
-    reloadRefused: () => (state.reloadRefused ?? null) !== null, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures,
+    reloadRefused: () => (state.reloadRefused ?? null) !== null, tlsCertificate: () => gatewayServer.certificate(), clientCrlExpiries: () => gatewayServer.crlExpiries(), limitsStoreFailures,
     limitsConfigMismatch: leads ? () => limitsAgreement?.mismatched() ?? 0 : undefined,
   })
   const background = createBackgroundTasks(logger, metrics)
@@ -168,6 +168,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     // With server.workers the first worker alone watches, as the reload it asks for is every worker's.
     onTlsFilesChanged: leads ? () => reloadWanted() : undefined,
     ticketKeys: options.worker?.ticketKeys,
+    // A CRL going out of date is every worker's: the first alone says so.
+    warnsOfCrls: leads,
   })
   const adminServer = createAdminServer({
     logger,

@@ -86,6 +86,8 @@ export interface MetricSources {
   reloadRefused?: () => boolean
   /** The certificate the gateway listener serves (null without TLS). */
   tlsCertificate?: () => X509Certificate | null
+  /** When each CA's CRL of server.tls.client_crl goes out of date (its nextUpdate, epoch ms), by the CRL's issuer. */
+  clientCrlExpiries?: () => Iterable<{ readonly issuer: string; readonly nextUpdateMs: number }>
   /** Limited requests the limits store could not check, by on_error, since the process started. */
   limitsStoreFailures?: () => Readonly<Record<'allow' | 'deny', number>>
   /** Other instances on the shared limits store whose limits differ from this one's (limits/agreement.ts); one worker's. */
@@ -182,6 +184,14 @@ export function createMetrics(sources: MetricSources): Metrics {
       const leaf = tlsCertificate()
       const notAfter = leaf?.validToDate.getTime() ?? Number.NaN
       if (leaf && !Number.isNaN(notAfter)) this.set({ fingerprint_sha256: leaf.fingerprint256 }, Math.floor(notAfter / 1000))
+    } })
+  }
+  const clientCrlExpiries = sources.clientCrlExpiries
+  if (clientCrlExpiries) {
+    // As the certificate's: past it, OpenSSL refuses every certificate the CA signed (CRL_HAS_EXPIRED); the earliest over the workers.
+    new Gauge({ name: 'bouncer_tls_client_crl_expiry_timestamp_seconds', help: 'When each CA\'s CRL (server.tls.client_crl) goes out of date, its nextUpdate (Unix time): past it, every client certificate that CA signed is refused until a newer CRL is installed.', labelNames: ['issuer'], registers: [registry], collect() {
+      this.reset()
+      for (const { issuer, nextUpdateMs } of clientCrlExpiries()) this.set({ issuer }, Math.floor(nextUpdateMs / 1000))
     } })
   }
   const storeFailures = sources.limitsStoreFailures
