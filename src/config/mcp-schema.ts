@@ -6,8 +6,12 @@ import type { Glob } from './values.ts'
 /** MCP tool names (2025-11-25 "Tool names"): 1–128 of letters, digits, _ - . */
 export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/
 const toolName = z.string().regex(TOOL_NAME, 'a tool name is 1-128 letters, digits and _ - .')
-/** A server's name prefixes its tools (SERVER__TOOL): no "__" inside, or the split would be ambiguous. */
-const serverName = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_))*$/, 'a server name is letters, digits, - and single _ (it prefixes its tools as SERVER__TOOL)')
+/**
+ * A server's name prefixes its tools (SERVER__TOOL): no "__" inside, nor "_" at its end, or the split
+ * would be ambiguous. `tickets_`'s tools (`tickets___close`) bore `tickets__`, so `mcp:tickets__*`
+ * allowed, denied or held them with server `tickets`'s (a probe).
+ */
+const serverName = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?=[A-Za-z0-9-]))*$/, 'a server name is letters, digits, - and single _ not at its end (it prefixes its tools as SERVER__TOOL)')
 
 const queryParam = z.strictObject({
   type: z.enum(['string', 'integer', 'number', 'boolean']).default('string'),
