@@ -72,7 +72,13 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
       tools: { listChanged: true },
     },
   })
-  server.setRequestHandler('tools/list', async () => {
+  server.setRequestHandler('tools/list', async (request) => {
+    // Every tool is in one page (no nextCursor), so a cursor is one the gateway never issued: it was
+    // ignored and the whole list answered as the "next page", each tool twice to a client appending
+    // pages (a probe). MCP's pagination refuses an invalid cursor with -32602.
+    if (request.params?.cursor !== undefined) {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid cursor: the gateway lists every tool in one page and issues no cursor; list again without one.')
+    }
     return { tools: (await current().catalog.listFor(caller)).map((entry) => entry.definition) } as never
   })
   server.setRequestHandler('tools/call', async (request, ctx) => {
