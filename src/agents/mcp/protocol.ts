@@ -171,10 +171,12 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
         note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
       }))
       const pending = { status: 'pending_approval', approval_id: approval.id, expires_at: approval.expires_at }
-      return {
-        content: [{ type: 'text', text: `${JSON.stringify(pending)}\nThis call needs approval by ${rule.approvers.join(' or ')}: ${deps.approveHint(approval.id)}. Call the tool again with the same arguments once it is approved.` }],
-        structuredContent: pending,
-      }
+      const content: CallToolResult['content'] = [{ type: 'text', text: `${JSON.stringify(pending)}\nThis call needs approval by ${rule.approvers.join(' or ')}: ${deps.approveHint(approval.id)}. Call the tool again with the same arguments once it is approved.` }]
+      // A tool with an outputSchema: clients check a result's structuredContent against it, and
+      // refuse one without it, so the SDK threw at the agent, which never saw the approval (a
+      // probe). Only an error result is exempt: the same text says the call is pending.
+      if ('outputSchema' in entry.definition && entry.definition.outputSchema !== undefined) return { content, isError: true }
+      return { content, structuredContent: pending }
     }
   }
   const outcome = typeof request === 'object' && request !== null ? await callRoute(caller, entry, request, facts, ctx, deps) : await callServer(caller, entry, args, facts, ctx, deps, started, verdict.decision.statement?.sid ?? null)
