@@ -203,7 +203,12 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
     afterAnswersAhead(socket, () => answerRawAfterRecord(socket, error, req.socket.remoteAddress ?? '', onClientError))
   })
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, onClientError))
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // A TLS client asking to renegotiate (refused: secureHandshakes) is no request: answered in HTTP
+    // and recorded as one, it had a 400 "Malformed HTTP request" written into its handshake.
+    if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') return refuseRenegotiation(socket as TLSSocket, state.logger)
+    answerClientError(err, socket, onClientError)
+  })
 
   let tls: TlsReloader | null = null
   if (settings.tls) {
@@ -346,6 +351,12 @@ function secureHandshakes(server: Server, logger: Logger): void {
     socket.destroy()
   })
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
+}
+
+/** A renegotiation asked for on an HTTP/1.1 connection: the connection is closed, as node:http2 ends an h2 session (logged there). */
+function refuseRenegotiation(socket: TLSSocket, logger: Logger): void {
+  logger.debug({ peer: socket.remoteAddress }, 'TLS renegotiation refused: connection closed')
+  socket.destroy()
 }
 
 /** Node checks its timeouts every second at most (connectionsCheckingInterval): its 408 comes after the pipeline's. */
