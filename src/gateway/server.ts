@@ -203,7 +203,12 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
     afterAnswersAhead(socket, () => answerRawAfterRecord(socket, error, req.socket.remoteAddress ?? '', onClientError))
   })
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, onClientError))
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // A TLS client asking to renegotiate (refused: secureHandshakes) is no request: answered in HTTP
+    // and recorded as one, it had a 400 "Malformed HTTP request" written into its handshake.
+    if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') return refuseRenegotiation(socket as TLSSocket, state.logger)
+    answerClientError(err, socket, onClientError)
+  })
 
   let tls: TlsReloader | null = null
   if (settings.tls) {
@@ -219,9 +224,10 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   if (sessions) {
     server.on('session', (session: Http2Session) => sessions.add(session))
     // A session nghttp2 ended for breaking its limits (a reset flood, invalid frames): debug only,
-    // as any client can cause it.
-    server.on('sessionError', (err: Error, session: Http2Session) => {
+    // as any client can cause it; counted, so that a flood is seen.
+    server.on('sessionError', (err: NodeJS.ErrnoException, session: Http2Session) => {
       state.logger.debug({ peer: session.socket?.remoteAddress, reason: err.message }, 'HTTP/2 session ended')
+      state.metrics.countHttp2SessionEnded(sessionEndReason(err))
     })
   }
 
@@ -346,6 +352,20 @@ function secureHandshakes(server: Server, logger: Logger): void {
     socket.destroy()
   })
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
+}
+
+/**
+ * A label for why a session ended: nghttp2's own words for its errors ("Protocol error", "Flow
+ * control error", "Flooded"), a bounded set; any other error by its code (a socket's ECONNRESET).
+ */
+function sessionEndReason(err: NodeJS.ErrnoException): string {
+  return err.code === 'ERR_HTTP2_ERROR' ? err.message : (err.code ?? 'error')
+}
+
+/** A renegotiation asked for on an HTTP/1.1 connection: the connection is closed, as node:http2 ends an h2 session (logged there). */
+function refuseRenegotiation(socket: TLSSocket, logger: Logger): void {
+  logger.debug({ peer: socket.remoteAddress }, 'TLS renegotiation refused: connection closed')
+  socket.destroy()
 }
 
 /** Node checks its timeouts every second at most (connectionsCheckingInterval): its 408 comes after the pipeline's. */

@@ -56,6 +56,8 @@ export interface Metrics extends TraceCounters {
   countRefusedBeforeRouting(status: number): void
   /** A connection closed unanswered at server.max_connections. */
   countRefusedConnection(): void
+  /** An HTTP/2 session node:http2 ended on an error (a flood past its bounds: rapid reset, CONTINUATION, PING), by nghttp2's reason. */
+  countHttp2SessionEnded(reason: string): void
   /**
    * A tool call the MCP endpoint decided and audited itself (refused, held for approval, an MCP
    * server's call): in bouncer_requests_total as its record's route, `mcp:<tool>` (a name no tool
@@ -146,6 +148,8 @@ export function createMetrics(sources: MetricSources): Metrics {
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
   const refusedConnections = new Counter({ name: 'bouncer_connections_refused_total', help: 'Client connections closed unanswered because server.max_connections were open.', registers: [registry] })
+  // Logged at debug level only (any client can cause one): a flood was otherwise seen by nobody.
+  const endedSessions = new Counter({ name: 'bouncer_http2_sessions_ended_total', help: 'HTTP/2 sessions ended on an error, by reason: most are floods past a bound (rapid reset, CONTINUATION, PING, invalid frames).', labelNames: ['reason'], registers: [registry] })
   // Lines the log's queue dropped for a reader of stderr that stopped reading (logger.ts): this thread's.
   new Counter({ name: 'bouncer_log_lines_dropped_total', help: 'Log lines dropped unwritten: 16 MiB of lines waited for a reader of stderr that stopped reading.', registers: [registry], collect() {
     this.reset()
@@ -259,6 +263,9 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     countRefusedConnection() {
       refusedConnections.inc()
+    },
+    countHttp2SessionEnded(reason) {
+      endedSessions.labels(reason).inc()
     },
     countRefusedBeforeRouting(status) {
       requests.inc('(none)', status, 'deny')
