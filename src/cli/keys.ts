@@ -1,6 +1,7 @@
 // `bouncer keys create|list|revoke`: the API keys of the config's `api_keys` store. `create` prints
 // the key once, on stdout alone (KEY=$(bouncer keys create …) works); it is never stored, only its
 // hash, so it cannot be shown again. Running gateways see a revocation within api_keys.cache.
+import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { parseDuration } from '../config/index.ts'
 import { apiKeyId, ApiKeyStoreError, keyDocument, newApiKey, openApiKeyStore, parseApiKey, PRINCIPAL_NAME, type ApiKeyDocument, type ApiKeyStore } from '../identity/index.ts'
@@ -35,6 +36,16 @@ async function withStore<T>(loaded: ValidConfig, work: (store: ApiKeyStore, cach
   } finally {
     await store.close()
   }
+}
+
+/**
+ * The SQLite store's file when it is not there yet: a command that only reads or revokes does not
+ * make it. `keys list` made data/ and api-keys.db beside the config (run by root, owned by root, so
+ * the gateway's own user could then not open its store), and answered "no API keys" for them.
+ */
+function missingStore(loaded: ValidConfig): string | null {
+  const store = (loaded.config.api_keys as NonNullable<ValidConfig['config']['api_keys']>).store
+  return store.type === 'sqlite' && !existsSync(store.path) ? store.path : null
 }
 
 export function registerKeys(program: Command): void {
@@ -79,7 +90,8 @@ export function registerKeys(program: Command): void {
     .option('--json', 'one JSON object per key (NDJSON)')
     .action(async (opts: { config?: string; json?: boolean }) => {
       const now = Date.now()
-      const documents = await withStore(await keysConfig(opts.config), async (store) => (await store.list()).map((record) => keyDocument(record, now)))
+      const loaded = await keysConfig(opts.config)
+      const documents = missingStore(loaded) !== null ? [] : await withStore(loaded, async (store) => (await store.list()).map((record) => keyDocument(record, now)))
       if (opts.json) {
         for (const document of documents) process.stdout.write(`${JSON.stringify(document)}\n`)
         return
@@ -99,6 +111,8 @@ export function registerKeys(program: Command): void {
       if (whole) console.error(`warning: the whole key was given, so its secret is in this shell's history and was visible to ps; next time give its id, bk_${id}`)
       const now = Date.now()
       const loaded = await keysConfig(opts.config)
+      const missing = missingStore(loaded)
+      if (missing !== null) throw new UserError(`no API key ${id}: there is no API key store at ${missing} yet`)
       const { record, cacheMs } = await audited(loaded, opts.reason, { revoking: true },
         () => withStore(loaded, async (store, cacheMs) => ({ record: await store.revoke(id, now), cacheMs })),
         // A key unknown, or revoked before: nothing changed, nothing to record.

@@ -1,5 +1,6 @@
 // `bouncer secrets put|rotate|list|versions|delete|get|rekey`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
+import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { formatDiagnostic } from '../config/index.ts'
 import { dropPreviousMasterKey, generateSecret, invalidSecretName, isSigningKey, masterKeyFrom, newSigningKey, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, valueProblem, type SecretStore } from '../secrets/index.ts'
@@ -157,8 +158,9 @@ export function registerSecrets(program: Command): void {
     .option(...REASON_OPTION)
     .action(async (name: string, opts: { config?: string; reason?: string }) => {
       const loaded = await secretsConfig(opts.config)
-      const deleted = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => store.delete(name), { existing: true }),
-        (done) => (done ? { command: `bouncer secrets delete ${name}`, detail: `Deleted secret ${name} and all its versions.` } : null))
+      // The store first: opened first, the audit log was made (data/ and audit.db beside the config) for a store that was not there.
+      const deleted = await withStore(loaded, (store) => audited(loaded, opts.reason, { revoking: false }, async () => store.delete(name),
+        (done) => (done ? { command: `bouncer secrets delete ${name}`, detail: `Deleted secret ${name} and all its versions.` } : null)), { existing: true })
       if (!deleted) throw new UserError(`no secret ${name}`)
       console.log(printable(`deleted ${name}`))
     })
@@ -182,6 +184,8 @@ export function registerSecrets(program: Command): void {
       const loaded = await loadCommandConfig(opts.config)
       const store = loaded.config.secrets?.store
       if (store?.type !== 'embedded') throw new UserError(`${loaded.file}: only an embedded secrets store (secrets.store.type: embedded) has a master key`)
+      // Before the audit log is opened, which made data/ and audit.db beside the config for a store that was not there.
+      if (!existsSync(store.path)) throw new UserError(`there is no secrets store at ${store.path} (secrets.store.path)`)
       // The record names where the new key comes from (env:NAME, file:PATH), never the key.
       const dropped = await audited(loaded, opts.reason, { revoking: false }, async () => {
         try {

@@ -2,6 +2,7 @@
 // is written to the store the gateways read at every request, so it is effective at once on every
 // instance that shares it (sqlite on one host, redis across hosts). Sessions in memory live inside
 // one gateway process: they are revoked through its admin API instead.
+import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { openSessionStore, SESSION_ID, sessionDocument, SessionStoreError, type SessionDocument, type SessionStore } from '../identity/index.ts'
 import { printable } from '../text/index.ts'
@@ -39,13 +40,24 @@ async function withStore<T>(loaded: ValidConfig, work: (store: SessionStore) => 
   }
 }
 
+/**
+ * The SQLite store's file when it is not there yet: listing or revoking does not make it. `sessions
+ * list` made data/ and sessions.db beside the config (run by root, owned by root, so the gateway's
+ * own user could then not open its store).
+ */
+function missingStore(loaded: ValidConfig): string | null {
+  const store = (loaded.config.sign_in as NonNullable<ValidConfig['config']['sign_in']>).session.store
+  return store.type === 'sqlite' && !existsSync(store.path) ? store.path : null
+}
+
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('browser sessions of sign_in: list them, end them (at once, on every instance)')
 
   configOption(sessions.command('list').description('the live sessions, newest first (never a cookie or token)'))
     .option('--json', 'one JSON object per session (NDJSON)')
     .action(async (opts: { config?: string; json?: boolean }) => {
-      const documents = await withStore(await sessionsConfig(opts.config), async (store) => (await store.list(Date.now())).map(sessionDocument))
+      const loaded = await sessionsConfig(opts.config)
+      const documents = missingStore(loaded) !== null ? [] : await withStore(loaded, async (store) => (await store.list(Date.now())).map(sessionDocument))
       if (opts.json) {
         for (const document of documents) process.stdout.write(`${JSON.stringify(document)}\n`)
         return
@@ -61,6 +73,9 @@ export function registerSessions(program: Command): void {
       if ((id === undefined) === (opts.subject === undefined)) throw new UserError('give a session id, or --subject SUB (not both)', 2)
       if (id !== undefined && !SESSION_ID.test(id.trim().toLowerCase())) throw new UserError('a session id is 32 hex digits, as sessions list shows it', 2)
       const loaded = await sessionsConfig(opts.config)
+      const missing = missingStore(loaded)
+      if (missing !== null && id !== undefined) throw new UserError(`no session ${id}: there is no session store at ${missing} yet`)
+      if (missing !== null) return void console.log(printable(`ended 0 sessions of ${opts.subject}`))
       const ended = await audited(loaded, opts.reason, { revoking: true }, () => withStore(loaded, async (store) => {
         if (id !== undefined) return (await store.delete(id.trim().toLowerCase())) ? [id.trim().toLowerCase()] : []
         const mine = (await store.list(Date.now())).filter((record) => record.subject === opts.subject)
