@@ -62,7 +62,8 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
   delete rest.before_id
   try {
     const parsed = parseAuditQuery(rest, maxLimit)
-    const skip = Number(offset ?? 0)
+    // Digits only, as limit and status: Number() took 0x10 as 16 and 1e3 as 1000 (a probe). Empty is none, as an empty filter is.
+    const skip = offset === undefined || offset.trim() === '' ? 0 : /^\d{1,6}$/.test(offset) ? Number(offset) : Number.NaN
     if (!Number.isInteger(skip) || skip < 0 || skip > 100_000) throw new AuditQueryError('offset must be a whole number from 0 to 100000')
     return { ...parsed, offset: skip }
   } catch (err) {
