@@ -62,7 +62,8 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
   delete rest.before_id
   try {
     const parsed = parseAuditQuery(rest, maxLimit)
-    const skip = Number(offset ?? 0)
+    // Digits only, as limit and status: Number() took 0x10 as 16 and 1e3 as 1000 (a probe). Empty is none, as an empty filter is.
+    const skip = offset === undefined || offset.trim() === '' ? 0 : /^\d{1,6}$/.test(offset) ? Number(offset) : Number.NaN
     if (!Number.isInteger(skip) || skip < 0 || skip > 100_000) throw new AuditQueryError('offset must be a whole number from 0 to 100000')
     return { ...parsed, offset: skip }
   } catch (err) {
@@ -73,7 +74,7 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
 
 /**
  * `before` (a record's time) and `before_id` (its id): the page of records older than that one, in
- * the log's order (time, then seq, newest first). A cursor, not an offset, so records written
+ * the log's order (time, then seq, newest first: audit/search.ts). A cursor, not an offset, so records written
  * meanwhile neither repeat a row on the next page nor push one off it.
  */
 function cursorOf(query: URLSearchParams): AuditCursor | null {

@@ -148,11 +148,20 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     }
   }
 
-  const sqlitePaths = new Set<string>()
+  // A sink's name (sqlite:PATH, postgres:SCHEMA, stdout) is its spill file's, its metrics' and its
+  // health's: two postgres sinks of one schema on two servers shared one spill file, and the one that
+  // was up replayed and emptied the other's at the next start, its records lost and its chain gapped
+  // (verify: "missing (deleted)"; the audit probe). Two stdout sinks printed every record twice.
+  const sinkNames = new Set<string>()
   config.audit.sinks.forEach((sink, i) => {
-    if (sink.type !== 'sqlite') return
-    if (sqlitePaths.has(sink.path)) error(['audit', 'sinks', i, 'path'], `two sqlite sinks write ${sink.path}`)
-    sqlitePaths.add(sink.path)
+    const name = sink.type === 'sqlite' ? `sqlite:${sink.path}` : sink.type === 'postgres' ? `postgres:${sink.schema}` : 'stdout' // audit's sinkName
+    if (!sinkNames.has(name)) {
+      sinkNames.add(name)
+      return
+    }
+    if (sink.type === 'sqlite') error(['audit', 'sinks', i, 'path'], `two sqlite sinks write ${sink.path}`)
+    else if (sink.type === 'postgres') error(['audit', 'sinks', i, 'schema'], `two postgres sinks use schema ${sink.schema}: a sink is known by its schema (its spill file, metrics and health), so their spilled records would mix and be lost; give each its own schema`)
+    else error(['audit', 'sinks', i, 'type'], 'two stdout sinks: each record would be written twice')
   })
   // durability: sync completes a response once its record is committed; drop answers at the spill's
   // cap without one. Together a probe saw 1,784 requests answered 200 whose records were dropped.
