@@ -45,14 +45,16 @@ export function keptShare(rate: Rate, burst: number): number {
   const exactMs = rate.periodMs / rate.count
   if (exactMs >= 20) return 1
   const interval = binaryInterval(exactMs)
-  let tat = 0
+  // The first tick takes the whole burst, each take one interval: its end is computed, not counted
+  // out (a burst of 999999999999999 ran that many turns, and the check never ended).
+  let tat = burst * interval
   let passed = 0
-  for (let now = 0; now <= SIMULATED_MS; now++) {
+  for (let now = 1; now <= SIMULATED_MS; now++) {
     for (;;) {
       const from = tat < now ? now : tat
       if (from + interval - burst * interval > now) break
       tat = from + interval
-      if (now > 0) passed++
+      passed++
     }
   }
   return Math.min(1, passed / (SIMULATED_MS / exactMs))
