@@ -9,6 +9,7 @@ import { datasetFindings } from './dataset-checks.ts'
 import { dataPathFindings } from './data-path-checks.ts'
 import { functionFindings } from './function-checks.ts'
 import { limitFindings } from './limit-checks.ts'
+import { sinkName } from './audit-sink-name.ts'
 import { mcpFindings } from './mcp-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
@@ -154,7 +155,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   // (verify: "missing (deleted)"; the audit probe). Two stdout sinks printed every record twice.
   const sinkNames = new Set<string>()
   config.audit.sinks.forEach((sink, i) => {
-    const name = sink.type === 'sqlite' ? `sqlite:${sink.path}` : sink.type === 'postgres' ? `postgres:${sink.schema}` : 'stdout' // audit's sinkName
+    const name = sinkName(sink)
     if (!sinkNames.has(name)) {
       sinkNames.add(name)
       return

@@ -64,13 +64,7 @@ export interface SinkHead extends ChainHead {
   problem: string | null
 }
 
-/** A sink as its name needs it (the worker's sink config: a SQLite path already resolved). */
-export type NamedSink = { type: 'sqlite'; path: string } | { type: 'postgres'; schema: string } | { type: 'stdout' }
-
-/** A sink's name, in logs and metrics and in its spill file's name: the sinks' and the spill adoption's one definition. */
-export function sinkName(sink: NamedSink): string {
-  return sink.type === 'sqlite' ? `sqlite:${sink.path}` : sink.type === 'postgres' ? `postgres:${sink.schema}` : 'stdout'
-}
+export { sinkName, type NamedSink } from '../../config/index.ts'
 
 /** Signs a retention cut with the gateway's checkpoint key (the audit worker holds it; a sink does not). */
 export type CutSigner = (cut: UnsignedCut) => RetentionCut
