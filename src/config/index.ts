@@ -17,4 +17,3 @@ export { identityPlaceholder, scanSql, type Placeholder, type ScannedSql } from 
 export { RESERVED_QUERY } from './dataset-checks.ts'
 export { configDigestOf, restartOnlyChanges, startSettingsOf, withStartSettings, type StartSettings } from './restart-only.ts'
 export { adminTokenProblems } from './validate.ts'
-export { sinkName, type NamedSink } from './audit-sink-name.ts'

@@ -1,1 +1,2 @@
 export { printable } from './printable.ts'
+export { sinkName, type NamedSink } from './audit-sink-name.ts'

@@ -64,7 +64,7 @@ export interface SinkHead extends ChainHead {
   problem: string | null
 }
 
-export { sinkName, type NamedSink } from '../../config/index.ts'
+export { sinkName, type NamedSink } from '../../text/index.ts'
 
 /** Signs a retention cut with the gateway's checkpoint key (the audit worker holds it; a sink does not). */
 export type CutSigner = (cut: UnsignedCut) => RetentionCut

@@ -1,3 +1,5 @@
+// In text/, the bottom layer: config (the duplicate-sink check) and the audit worker both name sinks, and
+// the worker imports nothing of config (its schemas: ~190 ms of CPU at every audit worker start).
 /** A sink as its name needs it (the worker's sink config: a SQLite path already resolved). */
 export type NamedSink = { type: 'sqlite'; path: string } | { type: 'postgres'; schema: string } | { type: 'stdout' }
 
