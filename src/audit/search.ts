@@ -48,6 +48,17 @@ export function parseTime(text: string): number | undefined {
   return Number.isNaN(time) ? undefined : time
 }
 
+/**
+ * An `until`: a time, or a date alone as the whole of that day (UTC), to its last millisecond. As
+ * the day's first instant, `--since 2026-11-26 --until 2026-11-26` said "no records match" over a
+ * day of records, and `--until 2026-11-26` left that day out (a probe).
+ */
+export function parseUntil(text: string): number | undefined {
+  const time = parseTime(text)
+  if (time === undefined || TIME.exec(text.trim())?.groups?.clock !== undefined) return time
+  return time + 86_400_000 - 1
+}
+
 /** `--since 1h` or `--since 2026-11-26T10:00:00Z`. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
   const duration = parseDuration(text)
@@ -142,7 +153,7 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
     if (query.sinceMs === undefined) throw new AuditQueryError(sinceRefusal(input.since))
   }
   if (given(input.until)) {
-    query.untilMs = parseTime(input.until)
+    query.untilMs = parseUntil(input.until)
     if (query.untilMs === undefined) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
   // Said, not answered with no records: a range that ends before it starts is a typing slip (GET
