@@ -74,7 +74,7 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
 
 /**
  * `before` (a record's time) and `before_id` (its id): the page of records older than that one, in
- * the log's order (time, then seq, newest first: audit/search.ts). A cursor, not an offset, so records written
+ * the log's order (time, then seq, then id, newest first: audit/search.ts). A cursor, not an offset, so records written
  * meanwhile neither repeat a row on the next page nor push one off it.
  */
 function cursorOf(query: URLSearchParams): AuditCursor | null {

@@ -19,7 +19,7 @@ export interface RecordPage {
 }
 
 /** How many records a paged read takes at a time. */
-const PAGE = 1_000
+export const PAGE = 1_000
 
 /**
  * A page of records at `q.offset`, and whether more follow (one more than asked is read). The offset's

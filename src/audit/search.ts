@@ -48,6 +48,17 @@ export function parseTime(text: string): number | undefined {
   return Number.isNaN(time) ? undefined : time
 }
 
+/**
+ * An `until`: a time, or a date alone as the whole of that day (UTC), to its last millisecond. As
+ * the day's first instant, `--since 2026-11-26 --until 2026-11-26` said "no records match" over a
+ * day of records, and `--until 2026-11-26` left that day out (a probe).
+ */
+export function parseUntil(text: string): number | undefined {
+  const time = parseTime(text)
+  if (time === undefined || TIME.exec(text.trim())?.groups?.clock !== undefined) return time
+  return time + 86_400_000 - 1
+}
+
 /** `--since 1h` or `--since 2026-11-26T10:00:00Z`. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
   const duration = parseDuration(text)
@@ -142,7 +153,7 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
     if (query.sinceMs === undefined) throw new AuditQueryError(sinceRefusal(input.since))
   }
   if (given(input.until)) {
-    query.untilMs = parseTime(input.until)
+    query.untilMs = parseUntil(input.until)
     if (query.untilMs === undefined) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
   // Said, not answered with no records: a range that ends before it starts is a typing slip (GET
@@ -198,20 +209,34 @@ export interface LogReading {
   bounded?: boolean
 }
 
+/**
+ * A search of a SQLite log. Chains (server.workers, the command line's) share seqs, so two records
+ * can share their millisecond and seq: `id` orders them last, byte-wise, as PostgreSQL's `COLLATE "C"`
+ * does, so both sinks list them alike (SQLite's were in the order they were written, PostgreSQL's by
+ * id). The time index still gives the order; SQLite sorts each millisecond's records alone ("USE TEMP
+ * B-TREE FOR LAST 2 TERMS OF ORDER BY"), as it did by seq. LIMIT is bound, not written in: with a
+ * literal LIMIT and no WHERE its planner sorted the whole table for a third term (300,000 records:
+ * 1.4 s a page), with a bound one it scans the index (0.5 ms; aud5-search-tie-order holds the plans).
+ */
+export function sqliteSearch(query: AuditQuery): { sql: string; params: Array<string | number> } {
+  const { sql, params } = whereClause(query, 'sqlite')
+  return {
+    sql: `SELECT * FROM audit_records ${sql} ORDER BY time_ms DESC, seq DESC, id DESC LIMIT ? OFFSET ?`,
+    params: [...(params as Array<string | number>), query.limit, query.offset ?? 0],
+  }
+}
+
 /*
- * Chains (server.workers, the command line's) share seqs, and two records of one millisecond and seq
- * were ordered as the database chose. PostgreSQL's top-N sort chooses by its LIMIT, so its cursor
- * pages skipped such records and showed others twice (a probe): there `id` orders them last
- * (byte-wise, "C"), a sort of the ties alone after the time index. SQLite orders them the same way on
- * every read (the time index's order, then seq), and a third term there made its planner sort the
- * whole table for every page (300,000 records: 0.2 ms to 93 ms), so it keeps its two.
+ * PostgreSQL's top-N sort chose among ties by its LIMIT, so its cursor pages skipped such records and
+ * showed others twice (a probe): there `id` orders them last too, a sort of the ties alone after the
+ * time index.
  */
 export async function searchAudit(source: AuditSource, query: AuditQuery, reading: LogReading = {}): Promise<AuditRecord[]> {
   if (source.type === 'sqlite') {
     const db = openSqlite(source.path, { readOnly: true, asItStands: reading.asItStands })
     try {
-      const { sql, params } = whereClause(query, 'sqlite')
-      const rows = db.prepare(`SELECT * FROM audit_records ${sql} ORDER BY time_ms DESC, seq DESC LIMIT ? OFFSET ?`).all(...(params as Array<string | number>), query.limit, query.offset ?? 0)
+      const { sql, params } = sqliteSearch(query)
+      const rows = db.prepare(sql).all(...params)
       return (rows as Array<Record<string, unknown>>).map(recordFromRow)
     } catch (err) {
       if (filtersUnmigratedColumn(query, err)) return []

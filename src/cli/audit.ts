@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
-  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, CheckpointFileUnreadable, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered, pagedRecords,
+  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, CheckpointFileUnreadable, auditTableLines, cutFails, checkpointPathOf, checkpointVerificationKeys, NoAuditLog, ordered, PAGE, pagedRecords,
   parseAuditQuery, postgresUnreadable, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
@@ -267,17 +267,22 @@ export function registerAudit(program: Command): void {
       const query = queryFrom(opts) // a usage error is reported before the config is read
       const source = sourceOf(await configFrom(opts.config))
       const reading = readingOf(source, false)
-      if (opts.json) {
-        // A page at a time, each line written as it is read: `--limit 1000000 --json > export.ndjson`
-        // held every record before its first line (200 MB of the largest records: a 260 MB RSS).
-        const read = (q: AuditQuery) => searchAudit(source, q, reading)
-        await userFacing(source, (async () => {
-          for await (const record of pagedRecords(read, query)) await printLine(JSON.stringify(ordered(record)))
-        })())
-      } else {
-        const records = await userFacing(source, searchAudit(source, query, reading))
-        console.log(records.length === 0 ? 'no records match' : formatAuditTable(records))
-      }
+      // A page at a time, each line written as it is read: `--limit 1000000 --json > export.ndjson`
+      // held every record before its first line (200 MB of the largest records: a 260 MB RSS), and
+      // so did the table, for its column widths (they are the first page's now: table.ts).
+      const records = pagedRecords((q: AuditQuery) => searchAudit(source, q, reading), query)
+      await userFacing(source, (async () => {
+        if (opts.json) {
+          for await (const record of records) await printLine(JSON.stringify(ordered(record)))
+          return
+        }
+        let none = true
+        for await (const line of auditTableLines(records, PAGE)) {
+          none = false
+          await printLine(line)
+        }
+        if (none) await printLine('no records match')
+      })())
     })
   configOption(audit
     .command('verify')
