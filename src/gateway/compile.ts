@@ -328,6 +328,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
   const builtIns = deps.builtIns
   return {
     issuerKeys,
+    keyRemovalCount: deps.issuers.keyRemovalCount,
     own: ownTokens(config, signing),
     access,
     routes,
@@ -431,6 +432,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   const tokens = createTokenVerifier({
     issuers: jwtIssuers(config),
     keys: issuerKeys,
+    keyRemovalCount: deps.issuers.keyRemovalCount,
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
