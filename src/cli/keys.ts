@@ -1,13 +1,13 @@
 // `bouncer keys create|list|revoke`: the API keys of the config's `api_keys` store. `create` prints
 // the key once, on stdout alone (KEY=$(bouncer keys create …) works); it is never stored, only its
 // hash, so it cannot be shown again. Running gateways see a revocation within api_keys.cache.
-import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { parseDuration } from '../config/index.ts'
 import { apiKeyId, ApiKeyStoreError, keyDocument, newApiKey, openApiKeyStore, parseApiKey, PRINCIPAL_NAME, type ApiKeyDocument, type ApiKeyStore } from '../identity/index.ts'
 import { printable } from '../text/index.ts'
 import { audited, REASON_OPTION } from './change-audit.ts'
 import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
+import { missingStore } from './store-file.ts'
 import { UserError } from './user-error.ts'
 
 const MAX_DESCRIPTION = 256
@@ -19,8 +19,13 @@ async function keysConfig(configPath: string | undefined): Promise<ValidConfig> 
   return loaded
 }
 
+/** api_keys, which keysConfig made sure is there. */
+function apiKeysOf(loaded: ValidConfig): NonNullable<ValidConfig['config']['api_keys']> {
+  return loaded.config.api_keys as NonNullable<ValidConfig['config']['api_keys']>
+}
+
 async function withStore<T>(loaded: ValidConfig, work: (store: ApiKeyStore, cacheMs: number) => Promise<T>): Promise<T> {
-  const settings = loaded.config.api_keys as NonNullable<ValidConfig['config']['api_keys']>
+  const settings = apiKeysOf(loaded)
   let store: ApiKeyStore
   try {
     store = openApiKeyStore(settings.store)
@@ -38,15 +43,6 @@ async function withStore<T>(loaded: ValidConfig, work: (store: ApiKeyStore, cach
   }
 }
 
-/**
- * The SQLite store's file when it is not there yet: a command that only reads or revokes does not
- * make it. `keys list` made data/ and api-keys.db beside the config (run by root, owned by root, so
- * the gateway's own user could then not open its store), and answered "no API keys" for them.
- */
-function missingStore(loaded: ValidConfig): string | null {
-  const store = (loaded.config.api_keys as NonNullable<ValidConfig['config']['api_keys']>).store
-  return store.type === 'sqlite' && !existsSync(store.path) ? store.path : null
-}
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('manage API keys (a key is printed once, at create; only its hash is stored)')
@@ -91,7 +87,7 @@ export function registerKeys(program: Command): void {
     .action(async (opts: { config?: string; json?: boolean }) => {
       const now = Date.now()
       const loaded = await keysConfig(opts.config)
-      const documents = missingStore(loaded) !== null ? [] : await withStore(loaded, async (store) => (await store.list()).map((record) => keyDocument(record, now)))
+      const documents = missingStore(apiKeysOf(loaded).store) !== null ? [] : await withStore(loaded, async (store) => (await store.list()).map((record) => keyDocument(record, now)))
       if (opts.json) {
         for (const document of documents) process.stdout.write(`${JSON.stringify(document)}\n`)
         return
@@ -111,7 +107,7 @@ export function registerKeys(program: Command): void {
       if (whole) console.error(`warning: the whole key was given, so its secret is in this shell's history and was visible to ps; next time give its id, bk_${id}`)
       const now = Date.now()
       const loaded = await keysConfig(opts.config)
-      const missing = missingStore(loaded)
+      const missing = missingStore(apiKeysOf(loaded).store)
       if (missing !== null) throw new UserError(`no API key ${id}: there is no API key store at ${missing} yet`)
       const { record, cacheMs } = await audited(loaded, opts.reason, { revoking: true },
         () => withStore(loaded, async (store, cacheMs) => ({ record: await store.revoke(id, now), cacheMs })),

@@ -2,12 +2,12 @@
 // is written to the store the gateways read at every request, so it is effective at once on every
 // instance that shares it (sqlite on one host, redis across hosts). Sessions in memory live inside
 // one gateway process: they are revoked through its admin API instead.
-import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { openSessionStore, SESSION_ID, sessionDocument, SessionStoreError, type SessionDocument, type SessionStore } from '../identity/index.ts'
 import { printable } from '../text/index.ts'
 import { audited, REASON_OPTION } from './change-audit.ts'
 import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
+import { missingStore } from './store-file.ts'
 import { UserError } from './user-error.ts'
 
 /** The config, when its sessions are kept in a store this command can reach. */
@@ -21,8 +21,13 @@ async function sessionsConfig(configPath: string | undefined): Promise<ValidConf
   return loaded
 }
 
+/** sign_in, which sessionsConfig made sure is there. */
+function signInOf(loaded: ValidConfig): NonNullable<ValidConfig['config']['sign_in']> {
+  return loaded.config.sign_in as NonNullable<ValidConfig['config']['sign_in']>
+}
+
 async function withStore<T>(loaded: ValidConfig, work: (store: SessionStore) => Promise<T>): Promise<T> {
-  const settings = loaded.config.sign_in as NonNullable<ValidConfig['config']['sign_in']>
+  const settings = signInOf(loaded)
   let store: SessionStore
   try {
     store = openSessionStore({ store: settings.session.store, idle: settings.session.idle }, null)
@@ -40,15 +45,6 @@ async function withStore<T>(loaded: ValidConfig, work: (store: SessionStore) => 
   }
 }
 
-/**
- * The SQLite store's file when it is not there yet: listing or revoking does not make it. `sessions
- * list` made data/ and sessions.db beside the config (run by root, owned by root, so the gateway's
- * own user could then not open its store).
- */
-function missingStore(loaded: ValidConfig): string | null {
-  const store = (loaded.config.sign_in as NonNullable<ValidConfig['config']['sign_in']>).session.store
-  return store.type === 'sqlite' && !existsSync(store.path) ? store.path : null
-}
 
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('browser sessions of sign_in: list them, end them (at once, on every instance)')
@@ -57,7 +53,7 @@ export function registerSessions(program: Command): void {
     .option('--json', 'one JSON object per session (NDJSON)')
     .action(async (opts: { config?: string; json?: boolean }) => {
       const loaded = await sessionsConfig(opts.config)
-      const documents = missingStore(loaded) !== null ? [] : await withStore(loaded, async (store) => (await store.list(Date.now())).map(sessionDocument))
+      const documents = missingStore(signInOf(loaded).session.store) !== null ? [] : await withStore(loaded, async (store) => (await store.list(Date.now())).map(sessionDocument))
       if (opts.json) {
         for (const document of documents) process.stdout.write(`${JSON.stringify(document)}\n`)
         return
@@ -73,7 +69,7 @@ export function registerSessions(program: Command): void {
       if ((id === undefined) === (opts.subject === undefined)) throw new UserError('give a session id, or --subject SUB (not both)', 2)
       if (id !== undefined && !SESSION_ID.test(id.trim().toLowerCase())) throw new UserError('a session id is 32 hex digits, as sessions list shows it', 2)
       const loaded = await sessionsConfig(opts.config)
-      const missing = missingStore(loaded)
+      const missing = missingStore(signInOf(loaded).session.store)
       if (missing !== null && id !== undefined) throw new UserError(`no session ${id}: there is no session store at ${missing} yet`)
       if (missing !== null) return void console.log(printable(`ended 0 sessions of ${opts.subject}`))
       const ended = await audited(loaded, opts.reason, { revoking: true }, () => withStore(loaded, async (store) => {

@@ -207,8 +207,10 @@ export function loadModulesFor(config: Config): Promise<void> {
  * `generation`: the gateway's count of its configs (Runtime.generation). It was a counter of this
  * thread's compiles: a replay's draft and a reload staged then aborted moved one worker's, a
  * replacement worker began again at 1, and two workers on one config said two generations.
+ * `clientCrls`: server.tls.client_crl's CRLs as the caller read them for the handshake (a reload's
+ * TLS material), so that the handshake and the certificate checks here hold one file's; else read here.
  */
-export function compileRuntime(config: Config, deps: CompileDeps, generation = 0): Runtime {
+export function compileRuntime(config: Config, deps: CompileDeps, generation = 0, clientCrls?: readonly RevocationList[]): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
   const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))
   const datasources = new Map(config.datasources.map((source) => [source.name, deps.datasources.acquire(source)]))
@@ -238,7 +240,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   }
   const authFailures = config.auth_failures ? createAuthFailureGuard(config.auth_failures, limiter, unprovenCredential) : null
   const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, authFailures, deps)) : null
-  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps)
+  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps, clientCrls)
   const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing, authFailures), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
     id: route.id,
@@ -326,6 +328,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
   const builtIns = deps.builtIns
   return {
     issuerKeys,
+    keyRemovalCount: deps.issuers.keyRemovalCount,
     own: ownTokens(config, signing),
     access,
     routes,
@@ -419,7 +422,7 @@ function ownTokens(config: Config, signing: RuntimeSigning): OwnTokens | null {
 }
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
-function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, signing: RuntimeSigning, deps: CompileDeps): {
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, signing: RuntimeSigning, deps: CompileDeps, clientCrls: readonly RevocationList[] | undefined): {
   authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier; certificateIssuers: readonly X509Issuer[]; certificateRevocations: string
 } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
@@ -429,6 +432,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   const tokens = createTokenVerifier({
     issuers: jwtIssuers(config),
     keys: issuerKeys,
+    keyRemovalCount: deps.issuers.keyRemovalCount,
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
@@ -448,7 +452,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   // The CRLs each CA signed, checked on connections made before they were read and on forwarded certificates (the handshake checks its own).
   // client_ca's CAs too: a chain the handshake took goes up to client_ca's root, which an issuer's ca may leave out.
   const clientCa = config.server.tls?.client_ca
-  const revocations = crlFile === undefined ? null : crlsByCa(mustReadCrls(crlFile), [...certificateIssuers.flatMap((issuer) => issuer.cas), ...(clientCa === undefined ? [] : mustReadCertificates(clientCa))])
+  const revocations = crlFile === undefined ? null : crlsByCa(clientCrls ?? mustReadCrls(crlFile), [...certificateIssuers.flatMap((issuer) => issuer.cas), ...(clientCa === undefined ? [] : mustReadCertificates(clientCa))])
   if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields, { baseUrl: config.sign_in?.base_url, hosts: config.server.hosts }, revocations))
   const certificateRevocations = revocations === null ? '' : [...new Set([...revocations.values()].flat())].map((crl) => crl.signature.toString('base64')).join(',')
   return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers, certificateRevocations }

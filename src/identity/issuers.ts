@@ -77,24 +77,11 @@ const WITHDRAWAL_CELLS = 256
  * sets itself, on its own schedule: one worker's fetch that found a key withdrawn left the others
  * honouring it, cached verifications and new tokens alike, up to jwks_refresh_interval (a probe).
  * Now the finder adds one to the total and to its source's cell; every thread's verified-token
- * caches drop what they hold when the total moves (keyRemovalCount), and a key set whose cell moved
- * fetches its keys again before it verifies the next token (IssuerKeys.catchUp).
+ * caches drop what they hold when the total moves (IssuerRegistry.keyRemovalCount), and a key set
+ * whose cell moved fetches its keys again before it verifies the next token (IssuerKeys.catchUp).
  */
 export function keyWithdrawals(): SharedArrayBuffer {
   return new SharedArrayBuffer((WITHDRAWAL_CELLS + 1) * Int32Array.BYTES_PER_ELEMENT)
-}
-
-/** This thread's counters, until a registry is given the process's (createIssuerRegistry). */
-let withdrawals = new Int32Array(keyWithdrawals())
-
-/**
- * Bumped each time a fetch of any thread of the process finds a key gone from an issuer's set. The
- * verified-token caches (verify.ts) compare it at each request and drop what they hold when it
- * moved: a token verified with the removed key was otherwise honoured from the cache up to one more
- * refresh interval.
- */
-export function keyRemovalCount(): number {
-  return Atomics.load(withdrawals, 0)
 }
 
 /** A source's cell (1…WITHDRAWAL_CELLS): FNV-1a of its issuer and jwks_uri. */
@@ -138,8 +125,11 @@ interface HeldKeys {
  */
 export type KeyLoading = { offline: true } | { offline?: false; background: BackgroundTasks }
 
-/** `seed`: the keys the key set this one replaces held, for the same issuer and jwks_uri (createIssuerRegistry). */
-function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading, seed?: HeldKeys): IssuerKeys & { held(): HeldKeys | undefined } {
+/**
+ * `withdrawals`: its registry's counters (keyWithdrawals). `seed`: the keys the key set this one
+ * replaces held, for the same issuer and jwks_uri (createIssuerRegistry).
+ */
+function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading, withdrawals: Int32Array, seed?: HeldKeys): IssuerKeys & { held(): HeldKeys | undefined } {
   let keySet: RemoteKeySet | undefined
   let state: KeySetState = seed ? 'ready' : 'loading'
   let lastError: string | null = null
@@ -439,7 +429,15 @@ export function describeFetchError(err: unknown): string {
   return err.message
 }
 
-export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
+export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys> & {
+  /**
+   * Bumped each time a fetch of any thread of the process finds a key gone from an issuer's set. The
+   * verified-token caches (verify.ts) compare it at each request and drop what they hold when it
+   * moved: a token verified with the removed key was otherwise honoured from the cache up to one more
+   * refresh interval.
+   */
+  keyRemovalCount(): number
+}
 
 /**
  * Key sets live as long as their issuer's settings: a reload keeps the loaded keys of an unchanged
@@ -449,8 +447,8 @@ export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
  * down turned every valid token of the issuer into a 503 until it came back (found by a probe).
  */
 export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading, sharedWithdrawals?: SharedArrayBuffer): IssuerRegistry {
-  // server.workers: the process's withdrawal counters (keyWithdrawals), one set for the thread.
-  if (sharedWithdrawals !== undefined) withdrawals = new Int32Array(sharedWithdrawals)
+  // server.workers: the process's withdrawal counters (keyWithdrawals), every worker's; else this registry's own.
+  const withdrawals = new Int32Array(sharedWithdrawals ?? keyWithdrawals())
   // Every open key set of each source, not only the newest: a refused reload's key set (or the one a
   // reload back to earlier settings left draining) closing took the source's record with it, and the
   // next reload's key set started empty though the running one held keys (found by a probe).
@@ -465,13 +463,13 @@ export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loadi
     }
     return best
   }
-  return createSharedResources({
+  const keySets = createSharedResources<IssuerConfig, ReturnType<typeof createIssuerKeys>>({
     fingerprint: (c) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown]),
     create: (config) => {
       const source = sourceOf(config)
       // Offline (explain) nothing is fetched, nor handed on.
       const seed = loading.offline ? undefined : freshest(source)
-      const keys = createIssuerKeys(config, logger, events, loading, seed)
+      const keys = createIssuerKeys(config, logger, events, loading, withdrawals, seed)
       let open = bySource.get(source)
       if (open === undefined) bySource.set(source, (open = new Set()))
       open.add(keys)
@@ -482,4 +480,5 @@ export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loadi
       keys.close()
     },
   })
+  return { ...keySets, keyRemovalCount: () => Atomics.load(withdrawals, 0) }
 }

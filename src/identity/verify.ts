@@ -22,7 +22,7 @@ import type { Logger } from '../telemetry/index.ts'
 import { ClientCertFieldError } from './client-cert-field.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
-import { CoolingDown, describeFetchError, keyRemovalCount, type IssuerKeys } from './issuers.ts'
+import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
 import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, untrustedProviderRefusal, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
@@ -35,6 +35,8 @@ const DRIFT_WARNING_INTERVAL_MS = 60_000
 export interface VerifierOptions {
   issuers: readonly IssuerConfig[]
   keys: ReadonlyMap<string, IssuerKeys>
+  /** The keys' registry's count of keys found withdrawn (IssuerRegistry.keyRemovalCount); none: keys that never change. */
+  keyRemovalCount?: () => number
   maxTokenBytes: number
   cacheEntries: number
   logger: Logger
@@ -87,6 +89,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const { maxTokenBytes, logger } = options
   const introspection = options.introspection ?? null
   const now = options.now ?? Date.now
+  const keyRemovalCount = options.keyRemovalCount ?? (() => 0)
   const byIss = new Map<string, IssuerRule>()
   for (const config of options.issuers) {
     const keys = options.keys.get(config.name)
@@ -110,7 +113,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // (server.token_cache_entries, least recently used out first); an entry never outlives its token
   // nor one key refresh (below).
   const cache = createLru<Identity>(options.cacheEntries)
-  // Dropped whole when a fetch of any issuer's keys (a refresh, or a token's unknown kid) finds one gone (issuers.ts keyRemovalCount):
+  // Dropped whole when a fetch of any issuer's keys (a refresh, or a token's unknown kid) finds one gone (IssuerRegistry.keyRemovalCount):
   // a rare event, and one compare a request where a per-entry key reference would cost every hit.
   let removalsSeen = keyRemovalCount()
   // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,

@@ -4,7 +4,7 @@
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
 import { createExchangeKeys, EXCHANGE_KEY, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
-import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
+import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig, type TlsMaterial } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
 import { keepSigningKey, openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, SigningKeyError, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
@@ -56,8 +56,11 @@ export interface PrepareDeps {
   runningSecrets?: () => SecretsRuntime | null
 }
 
-/** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in as `generation` (Runtime.generation). */
-export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps, generation: number): Promise<Prepared> {
+/**
+ * Secrets, compile, secret values into headers and the admin token: one config, ready to swap in as
+ * `generation` (Runtime.generation). `tls`: the server.tls files as read for the handshake, when they were.
+ */
+export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps, generation: number, tls?: TlsMaterial): Promise<Prepared> {
   const { logger } = deps
   await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
@@ -69,7 +72,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
   }
   let runtime: Runtime | null = null
   try {
-    runtime = compileRuntime(next.config, deps.compile, generation)
+    runtime = compileRuntime(next.config, deps.compile, generation, tls?.clientCrls)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = await signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)

@@ -85,6 +85,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     // The certificate files as read now are what the commit installs: read again at commit, a file
     // replaced in between left workers on two certificates, or answered ok with none installed (a probe).
+    // The compile checks certificates with the same read's CRLs: read again, the handshake and the
+    // forwarded-certificate checks could each hold a different client_crl.
     const tls = next.config.server.tls && deps.gatewayServer.secure ? readTlsMaterial(next.config.server.tls) : null
     if (tls && !tls.ok) {
       const errors = tls.errors.map((e) => `${formatPath(e.path)}: ${e.message}`)
@@ -93,7 +95,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     let prepared: Awaited<ReturnType<typeof prepare>>
     try {
-      prepared = await prepare({ ...next, config: next.config }, deps, generation)
+      prepared = await prepare({ ...next, config: next.config }, deps, generation, tls?.material)
     } catch (err) {
       restoreRunningSecrets()
       if (!(err instanceof ConfigError)) throw err

@@ -214,33 +214,19 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       return writing(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
     },
     tryLease(name, holder, ms) {
-      return writing(() => {
-        if (!beganUnlessLocked()) return undefined
-        try {
-          db.exec(LEASE_SCHEMA)
-          const at = Date.now()
-          const held = db.prepare('SELECT holder, expires_at FROM rotation_leases WHERE name = ?').get(name) as { holder: string; expires_at: number } | undefined
-          const free = held === undefined || held.holder === holder || held.expires_at <= at
-          if (free) db.prepare('INSERT INTO rotation_leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at').run(name, holder, at + ms)
-          db.exec('COMMIT')
-          return free
-        } catch (err) {
-          if (db.isTransaction) db.exec('ROLLBACK')
-          throw err
-        }
+      return transaction(false, () => {
+        db.exec(LEASE_SCHEMA)
+        const at = Date.now()
+        const held = db.prepare('SELECT holder, expires_at FROM rotation_leases WHERE name = ?').get(name) as { holder: string; expires_at: number } | undefined
+        const free = held === undefined || held.holder === holder || held.expires_at <= at
+        if (free) db.prepare('INSERT INTO rotation_leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at').run(name, holder, at + ms)
+        return free
       })
     },
     releaseLease(name, holder) {
-      writing(() => {
-        if (!beganUnlessLocked()) return
-        try {
-          db.exec(LEASE_SCHEMA)
-          db.prepare('DELETE FROM rotation_leases WHERE name = ? AND holder = ?').run(name, holder)
-          db.exec('COMMIT')
-        } catch (err) {
-          if (db.isTransaction) db.exec('ROLLBACK')
-          throw err
-        }
+      transaction(false, () => {
+        db.exec(LEASE_SCHEMA)
+        db.prepare('DELETE FROM rotation_leases WHERE name = ? AND holder = ?').run(name, holder)
       })
     },
     close() {
@@ -265,6 +251,21 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   /** `wait`: for another process's write lock, in the busy handler; else undefined at once while it holds it. */
   function putVersion(name: string, value: string, wait: boolean): number | undefined {
     if (!SECRET_NAME.test(name)) throw new SecretsError(invalidSecretName(name))
+    return transaction(wait, () => {
+      const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
+      db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
+        name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
+      )
+      return version
+    })
+  }
+
+  /**
+   * `work` in a write transaction (BEGIN IMMEDIATE), committed, or rolled back when it throws; the
+   * store's errors said as writes say them. `wait`: for another process's write lock, in the busy
+   * handler; else undefined at once while it holds it.
+   */
+  function transaction<T>(wait: boolean, work: () => T): T | undefined {
     return writing(() => {
       if (!wait) {
         if (!beganUnlessLocked()) return undefined
@@ -272,12 +273,9 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
         db.exec('BEGIN IMMEDIATE')
       }
       try {
-        const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
-        db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
-          name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
-        )
+        const result = work()
         db.exec('COMMIT')
-        return version
+        return result
       } catch (err) {
         if (db.isTransaction) db.exec('ROLLBACK')
         throw err

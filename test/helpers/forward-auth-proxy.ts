@@ -2,11 +2,15 @@
 // gateway's /.bouncer/auth, each configured with the snippet from docs/forward-auth.md as it is
 // written there (only the ports change), run as a child process on loopback.
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
+import { afterAll, beforeAll, describe } from 'vitest'
 import { startProcess, type Started } from '../../bench/lib/processes.ts'
 import { closedPort } from './faults.ts'
+import { startTestGateway, type TestGateway } from './gateway.ts'
+import { startUpstream, type TestUpstream } from './upstream.ts'
 import { waitFor } from './wait.ts'
 
 export const NGINX = '/usr/sbin/nginx'
@@ -62,4 +66,63 @@ export async function startForwardAuthProxy(kind: 'nginx' | 'caddy', dir: string
     }
   }, `${kind} at ${url}\n${started.output()}`, 20_000)
   return { url, port: ports.proxy, stop: () => started.stop() }
+}
+
+/** The gateway the proxies ask, the API behind them and a directory for their files: the test file's, for its tests. */
+export interface ForwardAuthSetup {
+  dir: string
+  api: TestUpstream
+  gw: TestGateway
+}
+
+/** A gateway taking forward-auth checks from loopback, with one public route /health to the API: what the proxies' readiness probe asks. */
+function healthOnly(api: TestUpstream): Record<string, unknown> {
+  return {
+    server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
+    upstreams: [{ name: 'api', url: api.url }],
+    routes: [{ id: 'health', path: '/health', upstream: 'api', public: true }],
+  }
+}
+
+/**
+ * A directory, an API and a gateway made before the file's tests (`config`: the gateway's, default
+ * healthOnly; it must answer /health) and closed after them. Read the getter inside a test or a hook.
+ */
+export function forwardAuthSetup(prefix: string, config: (dir: string, api: TestUpstream) => Record<string, unknown> = (_, api) => healthOnly(api)): () => ForwardAuthSetup {
+  let setup: ForwardAuthSetup | undefined
+  let dir: string | undefined
+  let api: TestUpstream | undefined
+  beforeAll(async () => {
+    const made = { dir: (dir = await mkdtemp(join(tmpdir(), `bouncer-${prefix}-`))), api: (api = await startUpstream()) }
+    setup = { ...made, gw: await startTestGateway(config(made.dir, made.api)) }
+  }, 30_000)
+  afterAll(async () => {
+    await setup?.gw.close()
+    await api?.close()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+  return () => {
+    if (!setup) throw new Error('the forward-auth setup starts in beforeAll: read it inside a test or a later hook')
+    return setup
+  }
+}
+
+/**
+ * A `describe` block per proxy kind ('behind nginx', 'behind caddy'), its proxy started before the
+ * block's tests and stopped after them. `tests` registers them, with `it.runIf(available)`: a kind
+ * not installed here has its tests skipped; `proxy` is read inside a test.
+ */
+export function behindEachProxy(kinds: ReadonlyArray<'nginx' | 'caddy'>, setup: () => ForwardAuthSetup, tests: (proxy: () => ForwardAuthProxy, available: boolean) => void): void {
+  describe.each(kinds)('behind %s', (kind) => {
+    const available = proxyAvailable(kind)
+    let proxy: ForwardAuthProxy | undefined
+    beforeAll(async () => {
+      const { dir, gw, api } = setup()
+      if (available) proxy = await startForwardAuthProxy(kind, dir, gw.url, api.port, '/health')
+    }, 30_000)
+    afterAll(async () => {
+      await proxy?.stop()
+    })
+    tests(() => proxy as ForwardAuthProxy, available)
+  })
 }

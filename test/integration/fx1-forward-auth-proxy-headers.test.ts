@@ -6,63 +6,41 @@
 // text of its placeholder ({http.reverse_proxy.header.X-Api-Key}): an upstream without a
 // credential got that text as one. The example's credential is now a header that cannot clash,
 // every copied header's unset placeholder is dropped, and the client's key stops at the proxy.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { proxyAvailable, startForwardAuthProxy, type ForwardAuthProxy } from '../helpers/forward-auth-proxy.ts'
+import { beforeAll, expect, it } from 'vitest'
+import { behindEachProxy, forwardAuthSetup } from '../helpers/forward-auth-proxy.ts'
 import { runCli } from '../helpers/cli.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
-let dir: string
-let api: TestUpstream
-let gw: TestGateway
 let key: string
 
+const setup = forwardAuthSetup('fx1-caddy', (dir, api) => ({
+  server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
+  api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') }, cache: '0s' },
+  roles: [{ name: 'reader', assumed_by: [{ issuer: 'api-keys', subject: 'key-reader' }], policies: ['read'] }],
+  policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['keyed'] }] }],
+  upstreams: [
+    { name: 'orders-api', url: api.url, headers: { 'X-Upstream-Key': 'orders-api-key-42' } },
+    // The same API reached without a credential: Bouncer's 200 carries none to copy.
+    { name: 'open-api', url: api.url },
+  ],
+  routes: [
+    { id: 'keyed', methods: ['GET'], path: '/orders/*', upstream: 'orders-api', accept: ['api_key'] },
+    { id: 'health', path: '/health', upstream: 'open-api', public: true },
+  ],
+}))
+
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-fx1-caddy-'))
-  api = await startUpstream()
-  gw = await startTestGateway({
-    server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
-    api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') }, cache: '0s' },
-    roles: [{ name: 'reader', assumed_by: [{ issuer: 'api-keys', subject: 'key-reader' }], policies: ['read'] }],
-    policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['keyed'] }] }],
-    upstreams: [
-      { name: 'orders-api', url: api.url, headers: { 'X-Upstream-Key': 'orders-api-key-42' } },
-      // The same API reached without a credential: Bouncer's 200 carries none to copy.
-      { name: 'open-api', url: api.url },
-    ],
-    routes: [
-      { id: 'keyed', methods: ['GET'], path: '/orders/*', upstream: 'orders-api', accept: ['api_key'] },
-      { id: 'health', path: '/health', upstream: 'open-api', public: true },
-    ],
-  })
-  const created = await runCli(['keys', 'create', '--config', gw.file, '--principal', 'key-reader'])
+  const created = await runCli(['keys', 'create', '--config', setup().gw.file, '--principal', 'key-reader'])
   expect(created.code, created.stderr).toBe(0)
   key = created.stdout.trim()
 }, 30_000)
 
-afterAll(async () => {
-  await gw?.close()
-  await api?.close()
-  await rm(dir, { recursive: true, force: true })
-})
-
-describe.each(['caddy', 'nginx'] as const)('behind %s', (kind) => {
-  const available = proxyAvailable(kind)
-  let proxy: ForwardAuthProxy | undefined
-  beforeAll(async () => {
-    if (available) proxy = await startForwardAuthProxy(kind, dir, gw.url, api.port, '/health')
-  }, 30_000)
-  afterAll(async () => {
-    await proxy?.stop()
-  })
-
+behindEachProxy(['caddy', 'nginx'], setup, (proxy, available) => {
   async function call(path: string, headers: Record<string, string>) {
+    const { api } = setup()
     const before = api.received.length
-    const res = await request(`${(proxy as ForwardAuthProxy).url}${path}`, { headers })
+    const res = await request(`${proxy().url}${path}`, { headers })
     await res.body.dump()
     return { status: res.statusCode, reached: api.received.slice(before) }
   }

@@ -3,16 +3,11 @@
 // empty again when a config reload changed the upstream's other settings (its targets are made
 // anew): an echo of the value rotated out just before the reload reached the client. It is carried
 // across a reload of an upstream whose header templates did not change.
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
-import { startUpstream } from '../helpers/upstream.ts'
+import { rotatedCredential } from '../helpers/rotated-credential.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const closeLater = closeAfterEach()
@@ -21,22 +16,7 @@ const NEW = 'new-token-a5c01f7e9d22'
 
 describe('a credential rotated out, then a reload that changes the upstream', () => {
   it('an echo of the old value is still withheld', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bouncer-fx4-rotated-'))
-    closeLater(() => rm(dir, { recursive: true, force: true }))
-    const masterKey = randomBytes(32).toString('base64')
-    const path = join(dir, 'secrets.db')
-    const store = openEmbeddedStore(path, Buffer.from(masterKey, 'base64'))
-    closeLater(() => void store.close())
-    store.put('api-token', OLD)
-    // The first token it saw is the one it holds (it has not taken the rotation yet).
-    let held: string | null = null
-    const upstream = await startUpstream((req, res) => {
-      const sent = String(req.headers.authorization)
-      held ??= sent
-      res.writeHead(sent === held ? 200 : 401, { 'x-expected-authorization': held, 'x-ok': 'fine' })
-      res.end()
-    })
-    closeLater(() => upstream.close())
+    const { path, masterKey, store, upstream } = await rotatedCredential('fx4-rotated', OLD, closeLater)
     const config = (timeout: string) => ({
       secrets: { store: { type: 'embedded', path, master_key: 'env:BOUNCER_MASTER_KEY' }, refresh_interval: '100ms' },
       upstreams: [{ name: 'api', url: upstream.url, timeout, headers: { Authorization: 'Bearer ${secret:api-token}' } }],

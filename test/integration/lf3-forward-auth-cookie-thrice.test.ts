@@ -4,45 +4,13 @@
 // client that repeats it) passed the third on to the API — the gateway's credential, which an
 // application behind the proxy (or its request log) could replay at the gateway as that person.
 // Caddy's snippet replaces every match and was right; both are held to any number here.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { request } from 'undici'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { proxyAvailable, startForwardAuthProxy, type ForwardAuthProxy } from '../helpers/forward-auth-proxy.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { expect, it } from 'vitest'
+import { behindEachProxy, forwardAuthSetup } from '../helpers/forward-auth-proxy.ts'
 
-let dir: string
-let api: TestUpstream
-let gw: TestGateway
+const setup = forwardAuthSetup('lf3-cookie')
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-lf3-cookie-'))
-  api = await startUpstream()
-  gw = await startTestGateway({
-    server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
-    upstreams: [{ name: 'api', url: api.url }],
-    routes: [{ id: 'health', path: '/health', upstream: 'api', public: true }],
-  })
-}, 30_000)
-
-afterAll(async () => {
-  await gw?.close()
-  await api?.close()
-  await rm(dir, { recursive: true, force: true })
-})
-
-describe.each(['nginx', 'caddy'] as const)('behind %s', (kind) => {
-  const available = proxyAvailable(kind)
-  let proxy: ForwardAuthProxy | undefined
-  beforeAll(async () => {
-    if (available) proxy = await startForwardAuthProxy(kind, dir, gw.url, api.port, '/health')
-  }, 30_000)
-  afterAll(async () => {
-    await proxy?.stop()
-  })
-
+behindEachProxy(['nginx', 'caddy'], setup, (proxy, available) => {
   it.runIf(available)('no session cookie reaches the API, however many times the Cookie header carries it', async () => {
     const sent = [
       'bouncer_session=one; bouncer_session=two; bouncer_session=three',
@@ -51,11 +19,11 @@ describe.each(['nginx', 'caddy'] as const)('behind %s', (kind) => {
       'bouncer_session_state=s; bouncer_session = one;bouncer_session=two;  bouncer_session_state=t',
     ]
     for (const cookie of sent) {
-      const before = api.received.length
-      const res = await request(`${(proxy as ForwardAuthProxy).url}/health`, { headers: { cookie } })
+      const before = setup().api.received.length
+      const res = await request(`${proxy().url}/health`, { headers: { cookie } })
       await res.body.dump()
       expect(res.statusCode, cookie).toBe(200)
-      const reached = api.received.slice(before)
+      const reached = setup().api.received.slice(before)
       expect(reached, cookie).toHaveLength(1)
       const names = String(reached[0]!.headers.cookie ?? '').split(';').map((pair) => pair.split('=')[0]!.trim()).filter((name) => name !== '')
       expect(names.filter((name) => name.startsWith('bouncer_session')), cookie).toEqual([])
@@ -63,10 +31,10 @@ describe.each(['nginx', 'caddy'] as const)('behind %s', (kind) => {
   })
 
   it.runIf(available)('the application\'s own cookies still pass beside the usual two', async () => {
-    const before = api.received.length
-    const res = await request(`${(proxy as ForwardAuthProxy).url}/health`, { headers: { cookie: 'a=1; bouncer_session=x; b=2; bouncer_session_state=s; c=3' } })
+    const before = setup().api.received.length
+    const res = await request(`${proxy().url}/health`, { headers: { cookie: 'a=1; bouncer_session=x; b=2; bouncer_session_state=s; c=3' } })
     await res.body.dump()
-    const pairs = String(api.received[before]?.headers.cookie ?? '').split(';').map((pair) => pair.trim()).filter((pair) => pair !== '')
+    const pairs = String(setup().api.received[before]?.headers.cookie ?? '').split(';').map((pair) => pair.trim()).filter((pair) => pair !== '')
     expect(pairs).toEqual(['a=1', 'b=2', 'c=3'])
   })
 })

@@ -3,16 +3,11 @@
 // (its own debug header, a WWW-Authenticate naming the token it expected, an answer to a request
 // sent before the rotation) may echo it. The gateway withheld only the current value: the old one
 // reached the client. The values of the rotation before are withheld too.
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
-import { startUpstream } from '../helpers/upstream.ts'
+import { rotatedCredential } from '../helpers/rotated-credential.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const closeLater = closeAfterEach()
@@ -21,22 +16,7 @@ const NEW = 'new-token-77a1c0de42f9'
 
 describe('an upstream that echoes an injected credential rotated out', () => {
   it('the header holding the old value is withheld, as one holding the new', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bouncer-ups2-rotated-'))
-    closeLater(() => rm(dir, { recursive: true, force: true }))
-    const masterKey = randomBytes(32).toString('base64')
-    const path = join(dir, 'secrets.db')
-    const store = openEmbeddedStore(path, Buffer.from(masterKey, 'base64'))
-    closeLater(() => void store.close())
-    store.put('api-token', OLD)
-    // The first token it saw is the one it holds (it has not taken the rotation yet).
-    let held: string | null = null
-    const upstream = await startUpstream((req, res) => {
-      const sent = String(req.headers.authorization)
-      held ??= sent
-      res.writeHead(sent === held ? 200 : 401, { 'x-expected-authorization': held, 'x-sent': sent.slice(0, 16), 'x-ok': 'fine' })
-      res.end()
-    })
-    closeLater(() => upstream.close())
+    const { path, masterKey, store, upstream } = await rotatedCredential('ups2-rotated', OLD, closeLater, (sent) => ({ 'x-sent': sent.slice(0, 16) }))
     const gw = await startTestGateway({
       secrets: { store: { type: 'embedded', path, master_key: 'env:BOUNCER_MASTER_KEY' }, refresh_interval: '100ms' },
       upstreams: [{ name: 'api', url: upstream.url, headers: { Authorization: 'Bearer ${secret:api-token}' } }],

@@ -4,16 +4,11 @@
 // store gives with white space) closed that new upstream, and with it the registry's note of which
 // upstream of the name was the latest: the running one was no longer known, so the next reload that
 // changed the upstream began its list empty, and an echo of the rotated-out value reached the client.
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
-import { startUpstream } from '../helpers/upstream.ts'
+import { rotatedCredential } from '../helpers/rotated-credential.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const closeLater = closeAfterEach()
@@ -22,23 +17,8 @@ const NEW = 'new-token-ups3-4f7a90e1'
 
 describe('a credential rotated out, a refused reload, then a reload that changes the upstream', () => {
   it('an echo of the old value is still withheld after each', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bouncer-ups3-rotated-'))
-    closeLater(() => rm(dir, { recursive: true, force: true }))
-    const masterKey = randomBytes(32).toString('base64')
-    const path = join(dir, 'secrets.db')
-    const store = openEmbeddedStore(path, Buffer.from(masterKey, 'base64'))
-    closeLater(() => void store.close())
-    store.put('api-token', OLD)
+    const { path, masterKey, store, upstream } = await rotatedCredential('ups3-rotated', OLD, closeLater)
     store.put('bad-admin-token', 'has white space')
-    // The first token it saw is the one it holds (it has not taken the rotation yet).
-    let held: string | null = null
-    const upstream = await startUpstream((req, res) => {
-      const sent = String(req.headers.authorization)
-      held ??= sent
-      res.writeHead(sent === held ? 200 : 401, { 'x-expected-authorization': held, 'x-ok': 'fine' })
-      res.end()
-    })
-    closeLater(() => upstream.close())
     const config = (timeout: string, admin: Record<string, unknown> = {}) => ({
       secrets: { store: { type: 'embedded', path, master_key: 'env:BOUNCER_MASTER_KEY' }, refresh_interval: '100ms' },
       admin,

@@ -40,6 +40,8 @@ export interface ToolRoute {
 
 export interface McpCompileDeps {
   issuerKeys: ReadonlyMap<string, IssuerKeys>
+  /** Their registry's count of keys found withdrawn, which empties the verified-token cache (IssuerRegistry.keyRemovalCount). */
+  keyRemovalCount: () => number
   /** The gateway's own tokens (token exchange), trusted here too when they name this resource. */
   own?: OwnTokens | null
   access: AccessControl

@@ -32,7 +32,7 @@ export interface ResourceServer {
   checkOrigin(origin: string | undefined): void
 }
 
-export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; own?: OwnTokens | null; access: AccessControl; logger: Logger; authFailures?: AuthFailureGuard | null }): ResourceServer {
+export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; keyRemovalCount: () => number; own?: OwnTokens | null; access: AccessControl; logger: Logger; authFailures?: AuthFailureGuard | null }): ResourceServer {
   const resource = new URL(mcp.resource)
   // The gateway's own tokens are taken here only while the exchange issues them for this resource:
   // the probe found those issued before a reload that dropped mcp.resource from
@@ -48,6 +48,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   const tokens: TokenVerifier = createTokenVerifier({
     issuers: jwtIssuers(config).map((issuer) => ({ ...issuer, audiences: [mcp.resource], client_id_audience: false })),
     keys: deps.issuerKeys,
+    keyRemovalCount: deps.keyRemovalCount,
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
