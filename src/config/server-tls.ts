@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { readRegularFile } from '../collections/index.ts'
-import { crlSignedBy, issuerText, readCrls, subjectNameOf, type RevocationList } from './crl.ts'
+import { crlSignedBy, issuerText, readCrls, subjectKeyOf, type RevocationList } from './crl.ts'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { TlsConfig } from './schema.ts'
 
@@ -229,7 +229,7 @@ export function crlFindings(crls: readonly RevocationList[], cas: readonly X509C
   const covered = new Set<string>()
   for (const [i, crl] of crls.entries()) {
     const issuer = issuerText(crl)
-    const named = cas.filter((ca) => subjectNameOf(ca).equals(crl.issuer))
+    const named = cas.filter((ca) => subjectKeyOf(ca) === crl.issuerKey)
     const verdicts = named.map((ca) => ({ ca, signed: crlSignedBy(crl, ca) })).filter(({ signed }) => signed !== false)
     if (verdicts.length === 0) {
       // Its name is a CA's of `cas` and that CA's key did not sign it: a forgery, or a CRL of a CA's earlier key.
