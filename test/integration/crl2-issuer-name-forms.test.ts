@@ -16,6 +16,7 @@ import { createPki, requestWithCertificate, type Issued, type TestCa, type TestP
 import { revoke, writeCrl } from '../helpers/crl.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { metricValue } from '../helpers/wait.ts'
 
 let pki: TestPki
 let dir: string
@@ -86,6 +87,8 @@ it('the gateway serves with it: the revoked certificate is a 401 naming the CA, 
     detail: `The client certificate "CN=crl2-thief" is revoked: the CRL of "CN=Test CA, O=Bouncer tests" (server.tls.client_crl) lists its serial number ${new X509Certificate(readFileSync(certs.thief.cert)).serialNumber}.`,
   })
   expect((await requestWithCertificate(`${gateway.url}/data/x`, pki, certs.loader)).status).toBe(200)
+  // Its expiry series is named as the CA is, not as the CRL writes the name.
+  expect(await metricValue(gateway.adminUrl, 'bouncer_tls_client_crl_expiry_timestamp_seconds{issuer="CN=Test CA, O=Bouncer tests"}')).toBeGreaterThan(Date.now() / 1000)
 }, 20_000)
 
 it('forwarded certificates are checked against it too', async () => {
