@@ -14,8 +14,10 @@ import { readPemFile } from './server-tls.ts'
 
 /** One CRL as the revocation checks use it. */
 export interface RevocationList {
-  /** The issuer's Name, as DER: matched byte for byte with a CA certificate's subject. */
+  /** The issuer's Name, as DER (issuerText writes it for people). */
   readonly issuer: Buffer
+  /** The issuer's Name as OpenSSL compares it with a CA's subject (nameKey). */
+  readonly issuerKey: string
   readonly thisUpdateMs: number
   /** null: the CRL names no next update (RFC 5280 requires one; OpenSSL accepts its absence). */
   readonly nextUpdateMs: number | null
@@ -77,8 +79,10 @@ export function parseCrl(der: Buffer): RevocationList {
   if (id?.tag !== 0x06) throw new RangeError('signatureAlgorithm without an OID')
   // A BIT STRING's first octet is its unused bits: a signature has none.
   if (signature.end === signature.start || der[signature.start] !== 0) throw new RangeError('signatureValue is no whole octets')
+  const issuerName = Buffer.from(der.subarray(signatureField.end, issuer.end)) // the element, its tag and length too: it follows signature
   return {
-    issuer: Buffer.from(der.subarray(signatureField.end, issuer.end)), // the element, its tag and length too: it follows signature
+    issuer: issuerName,
+    issuerKey: nameKey(issuerName), // OpenSSL refuses a CRL whose issuer it cannot put in this form, as this throws
     thisUpdateMs: timeOf(der, thisUpdate),
     nextUpdateMs: nextUpdate === undefined ? null : timeOf(der, nextUpdate),
     revoked,
@@ -124,9 +128,82 @@ export function subjectNameOf(certificate: X509Certificate): Buffer {
   return der.subarray(validity.end, subject.end) // the element, its tag and length too: it follows validity
 }
 
+/** String types whose values OpenSSL compares in a canonical form (x_name.c's ASN1_MASK_CANON), each read as its characters. */
+const CANONICAL_STRINGS: ReadonlyMap<number, (value: Buffer) => string> = new Map([
+  [0x0c, (value: Buffer) => UTF8.decode(value)], // UTF8String
+  [0x13, (value: Buffer) => value.toString('latin1')], // PrintableString
+  [0x14, (value: Buffer) => value.toString('latin1')], // T61String, which OpenSSL reads as Latin-1
+  [0x16, (value: Buffer) => value.toString('latin1')], // IA5String
+  [0x1a, (value: Buffer) => value.toString('latin1')], // VisibleString
+  [0x1c, (value: Buffer) => universalString(value)], // UniversalString: UCS-4, big-endian
+  [0x1e, (value: Buffer) => bmpString(value)], // BMPString: UCS-2, big-endian
+])
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+function bmpString(value: Buffer): string {
+  if (value.length % 2 !== 0) throw new RangeError('a BMPString of an odd length')
+  return Buffer.from(value).swap16().toString('utf16le')
+}
+
+function universalString(value: Buffer): string {
+  if (value.length % 4 !== 0) throw new RangeError('a UniversalString whose length is no multiple of 4')
+  const points: number[] = []
+  for (let at = 0; at < value.length; at += 4) points.push(value.readUInt32BE(at))
+  if (points.some((point) => point > 0x10ffff)) throw new RangeError('a UniversalString past Unicode')
+  return String.fromCodePoint(...points)
+}
+
+/**
+ * A Name (DER) as OpenSSL compares two (X509_NAME_cmp over x509_name_canon), so that a CRL is its
+ * CA's where the handshake takes it to be: each string value as UTF-8, ASCII upper case lowered,
+ * leading and trailing white space dropped and each run of it within one space (RFC 5280 §7.1
+ * asks no more of an implementation); its string type no longer counts. A value of another type
+ * is compared as its bytes, its tag too. The attributes of one RDN are a SET: their order does not
+ * count. Throws RangeError when it is no Name, or a string is not of its type's characters
+ * (OpenSSL refuses such a name).
+ */
+export function nameKey(name: Buffer): string {
+  const rdns: string[][] = []
+  try {
+    for (const set of children(name, tlv(name, 0, name.length))) {
+      if (set.tag !== 0x31) throw new RangeError('a relative distinguished name that is not a SET')
+      const attributes: string[] = []
+      for (const attribute of children(name, set)) {
+        const [type, value, extra] = attribute.tag === 0x30 ? children(name, attribute) : []
+        if (type?.tag !== 0x06 || value === undefined || extra !== undefined) throw new RangeError('an attribute without its type and value')
+        const bytes = name.subarray(value.start, value.end)
+        const read = CANONICAL_STRINGS.get(value.tag)
+        attributes.push(`${oidText(name, type)}=${read === undefined ? `#${value.tag.toString(16)}:${bytes.toString('hex')}` : canonical(read(bytes))}`)
+      }
+      rdns.push(attributes.sort())
+    }
+  } catch (err) {
+    if (err instanceof TypeError) throw new RangeError('a UTF8String that is not UTF-8', { cause: err }) // TextDecoder's
+    throw err
+  }
+  return JSON.stringify(rdns)
+}
+
+/** OpenSSL's white space (ossl_isspace): its ASCII characters alone, not Unicode's. */
+function canonical(text: string): string {
+  return text.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '').replace(/[ \t\n\v\f\r]+/g, ' ').replace(/[A-Z]+/g, (upper) => upper.toLowerCase())
+}
+
+/** A certificate's subject as nameKey writes it; its DER when it cannot (Node read it, so OpenSSL could). */
+export function subjectKeyOf(certificate: X509Certificate): string {
+  const subject = subjectNameOf(certificate)
+  try {
+    return nameKey(subject)
+  } catch (err) {
+    if (err instanceof RangeError) return `#${subject.toString('hex')}`
+    throw err
+  }
+}
+
 /** Did `ca` sign this CRL: its name is the CRL's issuer and its key verifies the signature. 'unsupported': an algorithm not verified here. */
 export function crlSignedBy(crl: RevocationList, ca: X509Certificate): boolean | 'unsupported' {
-  if (!subjectNameOf(ca).equals(crl.issuer)) return false
+  if (subjectKeyOf(ca) !== crl.issuerKey) return false
   const hash = SIGNATURE_HASHES.get(crl.algorithm)
   if (hash === undefined) return 'unsupported'
   try {

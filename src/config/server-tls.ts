@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { readRegularFile } from '../collections/index.ts'
-import { crlSignedBy, issuerText, readCrls, subjectNameOf, type RevocationList } from './crl.ts'
+import { crlSignedBy, issuerText, readCrls, subjectKeyOf, type RevocationList } from './crl.ts'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { TlsConfig } from './schema.ts'
 
@@ -218,7 +218,8 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
  * (Node sets X509_V_FLAG_CRL_CHECK_ALL), checks every certificate of a chain below its root against
  * its CA's CRL and refuses one whose CA has none, or has one that is out of date: a CA of `cas`
  * without a CRL is an error, as every certificate it signed would be refused; a CRL past its
- * nextUpdate a warning (it was good when written, and a fresh one is the fix). A CRL that no CA of
+ * nextUpdate a warning (it was good when written, and a fresh one is the fix), unless that CA has a
+ * current CRL beside it, which OpenSSL takes (a rotation that keeps the last one). A CRL that no CA of
  * `cas` names revokes nothing here.
  */
 export function crlFindings(crls: readonly RevocationList[], cas: readonly X509Certificate[], file: string, nowMs: number): Finding[] {
@@ -227,9 +228,13 @@ export function crlFindings(crls: readonly RevocationList[], cas: readonly X509C
   const error = (message: string) => findings.push({ severity: 'error', path, message })
   const warn = (message: string) => findings.push({ severity: 'warning', path, message })
   const covered = new Set<string>()
+  /** CAs with a CRL current now: OpenSSL takes that one, so a stale CRL of theirs beside it refuses nothing. */
+  const current = new Set<string>()
+  /** CRLs out of their dates, and where their warning goes (in the file's order) once `current` is known. */
+  const dated: Array<{ crl: RevocationList; issuer: string; cas: X509Certificate[]; at: number }> = []
   for (const [i, crl] of crls.entries()) {
     const issuer = issuerText(crl)
-    const named = cas.filter((ca) => subjectNameOf(ca).equals(crl.issuer))
+    const named = cas.filter((ca) => subjectKeyOf(ca) === crl.issuerKey)
     const verdicts = named.map((ca) => ({ ca, signed: crlSignedBy(crl, ca) })).filter(({ signed }) => signed !== false)
     if (verdicts.length === 0) {
       // Its name is a CA's of `cas` and that CA's key did not sign it: a forgery, or a CRL of a CA's earlier key.
@@ -242,11 +247,16 @@ export function crlFindings(crls: readonly RevocationList[], cas: readonly X509C
       continue
     }
     for (const { ca } of verdicts) covered.add(ca.fingerprint256)
-    if (crl.nextUpdateMs !== null && crl.nextUpdateMs < nowMs) {
-      warn(`the CRL of "${issuer}" in ${file} is out of date: its nextUpdate was ${new Date(crl.nextUpdateMs).toISOString()}, and until a newer one replaces it the TLS handshake refuses every certificate that CA signed (CRL_HAS_EXPIRED)`)
-    } else if (crl.thisUpdateMs > nowMs) {
-      warn(`the CRL of "${issuer}" in ${file} is not valid before ${new Date(crl.thisUpdateMs).toISOString()} (its thisUpdate): until then the TLS handshake refuses every certificate that CA signed (CRL_NOT_YET_VALID)`)
-    }
+    const stale = crl.nextUpdateMs !== null && crl.nextUpdateMs < nowMs
+    if (!stale && crl.thisUpdateMs <= nowMs) for (const { ca } of verdicts) current.add(ca.fingerprint256)
+    else dated.push({ crl, issuer, cas: verdicts.map(({ ca }) => ca), at: findings.length })
+  }
+  for (const { crl, issuer, cas: itsCas, at } of dated.reverse()) {
+    if (itsCas.some((ca) => current.has(ca.fingerprint256))) continue
+    const message = crl.nextUpdateMs !== null && crl.nextUpdateMs < nowMs
+      ? `the CRL of "${issuer}" in ${file} is out of date: its nextUpdate was ${new Date(crl.nextUpdateMs).toISOString()}, and until a newer one replaces it the TLS handshake refuses every certificate that CA signed (CRL_HAS_EXPIRED)`
+      : `the CRL of "${issuer}" in ${file} is not valid before ${new Date(crl.thisUpdateMs).toISOString()} (its thisUpdate): until then the TLS handshake refuses every certificate that CA signed (CRL_NOT_YET_VALID)`
+    findings.splice(at, 0, { severity: 'warning', path, message })
   }
   for (const ca of cas) {
     if (!covered.has(ca.fingerprint256)) {

@@ -4,13 +4,16 @@
 // ran (a cron job that stopped fetching it) went unseen. `bouncer check`, a start and a reload warn
 // of a CRL already stale when read (crlFindings); this watches the loaded ones on a timer of its own:
 // one warning a day before, one when it passes, each once per CRL until a reload loads them again.
-// /metrics publishes the same dates (bouncer_tls_client_crl_expiry_timestamp_seconds).
-import { issuerText, type RevocationList } from '../config/index.ts'
+// /metrics publishes the same dates (bouncer_tls_client_crl_expiry_timestamp_seconds). Only the CRLs
+// of the CAs client certificates chain to count: one of another issuer is never consulted, and its
+// date, paging someone, would refuse nobody (`bouncer check` warns of it instead).
+import type { X509Certificate } from 'node:crypto'
+import { crlsByCa, distinguishedName, type RevocationList } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
 /** One CA's CRL as /metrics and the warnings name it. */
 export interface CrlExpiry {
-  /** The CRL's issuer, as distinguishedName writes a certificate's subject. */
+  /** The CA whose CRL it is, as distinguishedName writes its subject. */
   readonly issuer: string
   /** Its nextUpdate, in epoch ms. */
   readonly nextUpdateMs: number
@@ -22,22 +25,27 @@ const WARN_AHEAD_MS = 24 * 3_600_000
 const LONGEST_WAIT_MS = 3_600_000
 
 /**
- * Each issuer's CRL that counts: of several CRLs of one CA, OpenSSL takes a current one, so the
- * latest nextUpdate is when that CA's certificates start being refused. A CRL without nextUpdate
- * never goes out of date (OpenSSL accepts it): its CA has no entry.
+ * Each CA's CRL that counts, for the CAs of `cas` (those client certificates chain to): of several
+ * CRLs of one CA, OpenSSL takes a current one, so the latest nextUpdate is when that CA's
+ * certificates start being refused. A CRL without nextUpdate never goes out of date (OpenSSL accepts
+ * it): its CA has no entry. A CRL no CA of `cas` signed has none either. Named as the CA's subject,
+ * whatever form the CRL writes its issuer in; a CA renewed under its name is one entry.
  */
-export function crlExpiries(crls: readonly RevocationList[]): CrlExpiry[] {
+export function crlExpiries(crls: readonly RevocationList[], cas: readonly X509Certificate[]): CrlExpiry[] {
   const latest = new Map<string, number>()
-  for (const crl of crls) {
-    const issuer = issuerText(crl)
-    latest.set(issuer, Math.max(latest.get(issuer) ?? -Infinity, crl.nextUpdateMs ?? Infinity))
+  const byCa = crlsByCa(crls, cas)
+  for (const ca of cas) {
+    const signed = byCa.get(ca.fingerprint256)
+    if (signed === undefined) continue
+    const issuer = distinguishedName(ca.subject)
+    for (const crl of signed) latest.set(issuer, Math.max(latest.get(issuer) ?? -Infinity, crl.nextUpdateMs ?? Infinity))
   }
   return [...latest].filter(([, ms]) => ms !== Infinity).map(([issuer, nextUpdateMs]) => ({ issuer, nextUpdateMs }))
 }
 
 export interface CrlExpiryWatch {
-  /** The CRLs a start or a reload loaded: what is warned of starts again from them. */
-  follow(crls: readonly RevocationList[]): void
+  /** The CRLs a start or a reload loaded, and the CAs client certificates chain to: what is warned of starts again from them. */
+  follow(crls: readonly RevocationList[], cas: readonly X509Certificate[]): void
   /** The loaded CRLs' expiries, for /metrics. */
   expiries(): readonly CrlExpiry[]
   stop(): void
@@ -71,10 +79,10 @@ export function watchCrlExpiry(logger: Logger, warns: boolean, now: () => number
   }
 
   return {
-    follow(crls) {
+    follow(crls, cas) {
       if (timer !== null) clearTimeout(timer)
       timer = null
-      expiries = crlExpiries(crls)
+      expiries = crlExpiries(crls, cas)
       warned.clear()
       if (!warns) return
       // Already stale when read: the start's or reload's own warning (crlFindings) said so.

@@ -217,6 +217,8 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
       warnsOfCrls: options.warnsOfCrls,
       onFilesChanged: options.onTlsFilesChanged,
       alsoWatched: () => x509Issuers(state.runtime.config).flatMap((issuer) => (issuer.ca === undefined ? [] : [issuer.ca])),
+      // A reload swaps its runtime in before it applies its TLS files: these are the reload's.
+      issuerCas: () => state.runtime.certificateIssuers.flatMap((issuer) => issuer.cas),
     })
     secureHandshakes(server, state.logger)
   }

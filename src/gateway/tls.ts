@@ -71,11 +71,12 @@ export interface TlsReloader {
  * `onFilesChanged`: called once the files have settled after a change; without it the files are not
  * watched. `alsoWatched`: the x509 issuers' `ca` files of the config in force, read by the same reload.
  * `warnsOfCrls`: whether this listener logs client_crl's CRLs going out of date (crl-expiry.ts; with
- * server.workers, the first worker's alone).
+ * server.workers, the first worker's alone). `issuerCas`: the x509 issuers' CAs of the config in
+ * force, whose CRLs count besides client_ca's.
  */
 export function createTlsReloader(
   server: TlsServer, initial: TlsConfig, initialMaterial: TlsMaterial,
-  deps: { logger: Logger; onFilesChanged?: () => void; alsoWatched?: () => readonly string[]; warnsOfCrls?: boolean },
+  deps: { logger: Logger; onFilesChanged?: () => void; alsoWatched?: () => readonly string[]; warnsOfCrls?: boolean; issuerCas?: () => readonly X509Certificate[] },
 ): TlsReloader {
   let leaf = initialMaterial.leaf
   const crls = watchCrlExpiry(deps.logger, deps.warnsOfCrls ?? true)
@@ -92,7 +93,12 @@ export function createTlsReloader(
     Object.assign(server, clientAuthOptions(tls))
     leaf = material.leaf
     logLoaded()
-    crls.follow(material.clientCrls)
+    followCrls(material)
+  }
+
+  /** The CRLs of the CAs client certificates chain to: client_ca's when the handshake asks for one, and the x509 issuers' (forwarded certificates). */
+  function followCrls(material: TlsMaterial): void {
+    crls.follow(material.clientCrls, [...(material.clientCa === null ? [] : material.clientCas), ...(deps.issuerCas?.() ?? [])])
   }
 
   const changed = (now: Stats, before: Stats) => {
@@ -117,7 +123,7 @@ export function createTlsReloader(
 
   watch(initial)
   logLoaded()
-  crls.follow(initialMaterial.clientCrls)
+  followCrls(initialMaterial)
   return {
     apply,
     certificate: () => leaf,

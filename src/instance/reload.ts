@@ -1,8 +1,9 @@
 // A reload: load the file again, prepare it beside the running config, swap it in with one
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig } from '../config/index.ts'
+import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig, type TlsMaterial } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
@@ -28,8 +29,8 @@ export interface ReloadDeps extends PrepareDeps {
  */
 export type StagedReload =
   | { ok: false; result: ReloadResult }
-  /** `certificate`: the SHA-256 fingerprint of the certificate it installs (null without TLS), which server.workers compares across workers. */
-  | { ok: true; certificate: string | null; commit(): ReloadResult; abort(): void }
+  /** `tlsFiles`: what of the TLS files it installs (tlsFilesDigest; null without TLS), which server.workers compares across workers. */
+  | { ok: true; tlsFiles: string | null; commit(): ReloadResult; abort(): void }
 
 export interface Reloader {
   /** Loads, prepares and swaps in the file as it is now (requests made while one runs share the next). */
@@ -46,6 +47,20 @@ const STAGED_LIMIT_MS = 60_000
 
 /** How long a reload waits for a changed function's module to load: Lambda's limit on a function's init phase. */
 const MODULE_LOAD_WAIT_MS = 10_000
+
+/**
+ * What a reload installs of the TLS files, as one digest: the certificate, client_ca, and
+ * client_crl's CRLs as the handshake takes them and as the gateway's own checks of them read them
+ * (runtime.certificateRevocations). server.workers' workers each read the files while they prepare a
+ * reload: a certificate or a CRL written between two of them left them on two (a CRL for ~1.2 s, until
+ * the file's own change reloaded them again), so they must agree on this. The key is not in it: a
+ * digest of it would be a fact about the key in a log line, and a key changes with its certificate.
+ */
+export function tlsFilesDigest(material: TlsMaterial, runtime: Runtime): string {
+  const hash = createHash('sha256').update(material.leaf.fingerprint256).update('\0').update(material.clientCa ?? '')
+  for (const pem of material.clientCrl ?? []) hash.update('\0').update(pem)
+  return hash.update('\0').update(runtime.certificateRevocations).digest('hex')
+}
 
 export function createReload(live: Live, deps: ReloadDeps): Reloader {
   const { logger, background, compile } = deps
@@ -161,7 +176,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       deps.reloaded?.()
       return { ok: true, generation: runtime.generation, warnings }
     }
-    return { ok: true, certificate: tls?.material.leaf.fingerprint256 ?? null, commit, abort }
+    return { ok: true, tlsFiles: tls ? tlsFilesDigest(tls.material, runtime) : null, commit, abort }
   }
 
   /**
@@ -283,8 +298,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       release()
       return staged
     }
-    const { commit, abort, certificate } = staged
-    logger.debug({ certificate }, 'reload staged')
+    const { commit, abort, tlsFiles } = staged
+    logger.debug({ tls_files: tlsFiles }, 'reload staged')
     let ended = false
     /** A commit or abort after the limit aborted it (a primary slower than the limit) does nothing: no throw in a message handler. */
     const end = <T>(work: () => T, afterwards: T): T => {
@@ -303,7 +318,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }, STAGED_LIMIT_MS)
     limit.unref()
     const lapsed: ReloadResult = { ok: false, errors: ['the staged reload waited longer than its limit for its commit and was aborted'] }
-    return { ok: true, certificate, commit: () => end(commit, lapsed), abort: () => end(abort, undefined) }
+    return { ok: true, tlsFiles, commit: () => end(commit, lapsed), abort: () => end(abort, undefined) }
   }
 
   return { reload, stage }

@@ -120,7 +120,7 @@ it('refuses a reload during which the certificate was renewed between two worker
     // The renewal lands now: w1 read the certificate before it, w2 will read it after.
     copyFileSync(renewed.key, join(dir, 'key.pem'))
     copyFileSync(renewed.cert, join(dir, 'cert.pem'))
-    expect(await answer).toEqual({ ok: false, errors: ['the TLS files changed while the workers read them (a certificate being renewed): reload again'] })
+    expect(await answer).toEqual({ ok: false, errors: ['the TLS files changed while the workers read them (a certificate or a CRL being renewed): reload again'] })
   } finally {
     w2.close()
   }

@@ -56,8 +56,8 @@ export type FromThread =
    */
   | { type: 'reload-asked'; id: number }
   /** Staged (ok: waiting for commit or abort) or refused (the result says why). */
-  /** `certificate`: the fingerprint of the certificate it would install (null without TLS): all must agree. */
-  | { type: 'staged'; id: number; result: ReloadResult; certificate: string | null }
+  /** `tlsFiles`: a digest of the TLS files it would install, its certificate and CRLs (reload.ts tlsFilesDigest; null without TLS): all must agree. */
+  | { type: 'staged'; id: number; result: ReloadResult; tlsFiles: string | null }
   /** Committed. `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
   | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number; stallTimeoutMs: number }
   | { type: 'pong' }

@@ -112,8 +112,8 @@ const WATCHDOG_INTERVAL_MS = 1_000
 /** A running worker silent this long (three pings unanswered) is asked last by the admin API. */
 const SILENT_AFTER_MS = 3 * WATCHDOG_INTERVAL_MS
 
-/** A step's answer; a stage's says which certificate the worker would install. */
-type StepResult = ReloadResult & { certificate?: string | null }
+/** A step's answer; a stage's says which TLS files (certificate, CRLs) the worker would install. */
+type StepResult = ReloadResult & { tlsFiles?: string | null }
 
 interface Slot {
   id: string
@@ -242,7 +242,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           break
         }
         case 'staged':
-          slot.reloads.get(message.id)?.({ ...message.result, certificate: message.certificate })
+          slot.reloads.get(message.id)?.({ ...message.result, tlsFiles: message.tlsFiles })
           slot.reloads.delete(message.id)
           break
         case 'pong':
@@ -435,9 +435,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const present = live.map((slot, i) => slot.thread === threads[i] && slot.state === 'running')
     const voters = live.filter((_, i) => present[i] && staged[i]?.ok)
     // Each worker read the TLS files while it prepared: a renewal written between two of them would
-    // install two certificates. Refused: the renewal's own change asks for another reload.
-    const certificates = new Set(live.flatMap((_, i) => (present[i] && staged[i]?.ok ? [staged[i].certificate ?? null] : [])))
-    const split: ReloadResult | undefined = certificates.size > 1 ? { ok: false, errors: ['the TLS files changed while the workers read them (a certificate being renewed): reload again'] } : undefined
+    // install two certificates, or two CRLs (a certificate revoked on one worker, let in by another).
+    // Refused: the renewal's own change asks for another reload. Not the primary reading them once
+    // for all: where the files are is the config's, which the primary does not load, and each worker
+    // reads client_crl in its check, its listener and its compile.
+    const tlsFiles = new Set(live.flatMap((_, i) => (present[i] && staged[i]?.ok ? [staged[i].tlsFiles ?? null] : [])))
+    const split: ReloadResult | undefined = tlsFiles.size > 1 ? { ok: false, errors: ['the TLS files changed while the workers read them (a certificate or a CRL being renewed): reload again'] } : undefined
     const refused = staged.find((result, i) => present[i] && !result.ok) ?? split
     if (refused || voters.length === 0) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)

@@ -85,11 +85,11 @@ port.on('message', (message: ToThread) => {
       try {
         outcome = await gateway.stageReload(message.text, Buffer.from(message.ticketKeys), message.generation)
       } catch (err) {
-        say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] }, certificate: null })
+        say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] }, tlsFiles: null })
         throw err
       }
       if (outcome.ok) staged.set(message.id, outcome)
-      say({ type: 'staged', id: message.id, result: outcome.ok ? { ok: true, generation: gateway.state.runtime.generation, warnings: [] } : outcome.result, certificate: outcome.ok ? outcome.certificate : null })
+      say({ type: 'staged', id: message.id, result: outcome.ok ? { ok: true, generation: gateway.state.runtime.generation, warnings: [] } : outcome.result, tlsFiles: outcome.ok ? outcome.tlsFiles : null })
     })
   } else {
     const held = staged.get(message.id)
