@@ -8,7 +8,6 @@ import { accessFindings } from './access-checks.ts'
 import { datasetFindings } from './dataset-checks.ts'
 import { dataPathFindings } from './data-path-checks.ts'
 import { functionFindings } from './function-checks.ts'
-import { limitFindings } from './limit-checks.ts'
 import { sinkName } from '../text/index.ts'
 import { mcpFindings } from './mcp-checks.ts'
 import { routeFindings } from './route-checks.ts'
@@ -136,7 +135,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     })
   })
   // Appended one by one: a spread of a very large list overflows the stack (120,000 findings did).
-  for (const more of [accessFindings(config), routeFindings(config), upstreamFindings(config), callerFindings(config), signInFindings(config), functionFindings(config), datasetFindings(config), mcpFindings(config), tlsFindings(config), exchangeFindings(config), workersFindings(config), dataPathFindings(config), limitFindings(config)]) for (const finding of more) findings.push(finding)
+  for (const more of [accessFindings(config), routeFindings(config), upstreamFindings(config), callerFindings(config), signInFindings(config), functionFindings(config), datasetFindings(config), mcpFindings(config), tlsFindings(config), exchangeFindings(config), workersFindings(config), dataPathFindings(config)]) for (const finding of more) findings.push(finding)
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

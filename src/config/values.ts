@@ -72,10 +72,10 @@ export const MAX_RATE_PER_SECOND = 100_000
 
 /**
  * The emission interval rounded to a 1/1024 ms (under a microsecond): a binary fraction, so that
- * epoch milliseconds plus whole intervals add up exactly in a double. 6/s as 166.666… ms could
+ * epoch milliseconds (a double that large is a multiple of 1/4096 ms) plus whole intervals add up exactly. 6/s as 166.666… ms could
  * not, and `tat + I - B × I` landed a hair past `now`: a fresh key lost one request of its burst
  * and said r=B-2 (the Redis store, in whole microseconds, never did). The in-process stores' unit
- * (limits/route-limits.ts), here for the check of what they keep (limit-checks.ts).
+ * (limits/route-limits.ts).
  */
 export function binaryInterval(ms: number): number {
   return Math.max(1, Math.round(ms * 1024)) / 1024

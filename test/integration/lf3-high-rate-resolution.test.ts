@@ -25,7 +25,7 @@ function check(text: string): { ok: boolean; lines: string[] } {
   return { ok: loaded.config !== undefined, lines: loaded.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d)) }
 }
 
-/** The store's check for a fresh key of `rate`, with a burst of 1,000 (more than a millisecond of any of RATES: the memory store's clock counts milliseconds). */
+/** The store's check for a fresh key of `rate`, with a burst of 1,000. */
 function checkOf(rate: string, key: string): Check {
   const parsed = parseRate(rate)
   if (!parsed.ok) throw new Error(parsed.message)

@@ -12,6 +12,7 @@
 // anyone's budget, while an overflow bucket would be drained by the same flood and answer the
 // callers it strands with a misleading 429. Existing keys keep working throughout.
 import type { Logger } from '../../telemetry/index.ts'
+import { limitsNow } from '../clock.ts'
 import type { RateOutcome } from '../bucket.ts'
 import type { QuotaOutcome } from '../quota.ts'
 import type { Check, LimitsStore, TakeResult } from '../store.ts'
@@ -52,7 +53,7 @@ export interface MemoryStoreOptions {
 
 export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
   const entries: MemoryEntries = options.entries ?? new Map()
-  const now = options.now ?? Date.now
+  const now = options.now ?? limitsNow
   let nextSweep = now() + SWEEP_EVERY_MS
   let nextFullSweep = 0
   let refusedFull = 0

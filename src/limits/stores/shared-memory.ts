@@ -36,6 +36,7 @@ import { hash as digest, randomInt } from 'node:crypto'
 import { threadId } from 'node:worker_threads'
 import { releaseLock, releaseLockHeldBy, takeLock } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
+import { limitsNow } from '../clock.ts'
 import type { RateOutcome } from '../bucket.ts'
 import type { QuotaOutcome } from '../quota.ts'
 import type { Check, LimitsStore, TakeResult } from '../store.ts'
@@ -147,7 +148,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
   let ints: Int32Array = new Int32Array(0)
   let bytes: Uint8Array = new Uint8Array(0)
   const seed = header[SEED] as number
-  const now = options.now ?? Date.now
+  const now = options.now ?? limitsNow
   let scratch = new Uint8Array(KEY_BYTES * 4)
   let scratchWords = new Int32Array(scratch.buffer)
   let keyHash = 0
