@@ -9,10 +9,14 @@
 // Traefik). Every character other than a letter or a digit is therefore read as `-` ("folded")
 // before the comparison; a header whose folded name is managed is removed, never interpreted.
 
-/** RFC 9110 §7.6.1: headers about one connection, relayed in neither direction. */
+/**
+ * RFC 9110 §7.6.1: headers about one connection, relayed in neither direction. The proxy
+ * authentication fields are the next inbound proxy's (§11.7), Proxy-Authentication-Info too
+ * (RFC 7615 §4): an upstream behind its own proxy had its hop's nextnonce relayed to the client.
+ */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'http2-settings',
+  'proxy-authorization', 'proxy-authenticate', 'proxy-authentication-info', 'http2-settings',
 ])
 
 /**
