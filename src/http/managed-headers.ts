@@ -142,11 +142,13 @@ export interface ViaEntries {
   readonly http2: string
   /** What each of them holds, and no entry a client writes without the token. */
   readonly mark: string
+  /** The token alone: an answer's header that holds it is withheld (upstream/response.ts), as an echoed credential is. */
+  readonly token: string
 }
 
 export function viaEntries(token: string): ViaEntries {
   const mark = `bouncer (${token})`
-  return Object.freeze({ http10: `1.0 ${mark}`, http11: `1.1 ${mark}`, http2: `2 ${mark}`, mark })
+  return Object.freeze({ http10: `1.0 ${mark}`, http11: `1.1 ${mark}`, http2: `2 ${mark}`, mark, token })
 }
 
 /**
