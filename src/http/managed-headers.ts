@@ -20,6 +20,15 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ])
 
 /**
+ * Fields a connection option may not name (RFC 9110 §7.6.1: never one meant for every recipient of
+ * the content). A request that names one is refused (request-headers.ts): the gateway judges it by
+ * them, and a JSON POST sent on untyped was read as a form by Rack and Laravel, its `_method=DELETE`
+ * run (a probe). An answer's are kept, as if not named: removed, a `text/plain` answer reached the
+ * client untyped, which a browser sniffs, and `<script>` in it ran as HTML (a probe).
+ */
+export const NEVER_HOP_BY_HOP: readonly string[] = ['content-type', 'content-length']
+
+/**
  * The fields a Connection header names (RFC 9110 §7.6.1), lower-cased, each for this hop only; null
  * when it names none but its connection options `close` and `keep-alive`, what nearly every
  * message carries (no set is made for it). Both directions read it: the request's and the answer's.

@@ -1,4 +1,4 @@
-import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy, type ViaEntries } from '../http/index.ts'
+import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, NEVER_HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy, type ViaEntries } from '../http/index.ts'
 import { holdsSentValue } from './credentials.ts'
 import type { Upstream } from './pools.ts'
 
@@ -22,7 +22,7 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name) && !NEVER_HOP_BY_HOP.includes(name))) continue
     // An upstream that echoed the injected credential (a debug header, a WWW-Authenticate quoting
     // the token it refused) handed its client what only the gateway holds (a probe): the lines that hold it go.
     let shown: string | string[] | null = value
