@@ -3,9 +3,13 @@
 // writeContinue) send `100 Continue` to every upload, asked or not; the gateway never forwards
 // Expect, so every such answer was one it did not ask for, and undici 7 drops the connection on it:
 // the client got 502 upstream_error for an upload the upstream had taken and answered.
-import type { Socket } from 'node:net'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
+import { createPki } from '../helpers/certs.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
 import { startRawUpstream } from '../helpers/raw-upstream.ts'
@@ -49,6 +53,31 @@ describe('an upstream that answers 100 Continue to a request that did not expect
     expect(upstream.received.map((r) => r.headers.expect)).toEqual([undefined, undefined, undefined])
     // The 100 cost no connection: one carried all three.
     expect(upstream.connections()).toBe(1)
+  })
+
+  it('is read past over TLS too', async () => {
+    const pki = createPki()
+    closeLater(() => pki.close())
+    const server = createServer({ key: readFileSync(pki.server.key), cert: readFileSync(pki.server.cert) }, (req, res) => {
+      res.writeContinue()
+      req.resume()
+      req.on('end', () => res.end('tls ok'))
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(() => {
+      server.closeAllConnections()
+      server.close()
+    })
+    const gw = await startTestGateway({
+      upstreams: [{ name: 'app', url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls: { ca: pki.ca.cert } }],
+      routes: [{ id: 'app', path: '/*', upstream: 'app', public: true }],
+    })
+    closeLater(() => gw.close())
+
+    const res = await request(`${gw.url}/a`, { method: 'PUT', body: 'hello' })
+    expect(res.statusCode).toBe(200)
+    expect(await res.body.text()).toBe('tls ok')
   })
 
   it('is read past when it comes in pieces, twice, around a 103', async () => {
