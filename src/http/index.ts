@@ -1,6 +1,6 @@
 export { API_KEY_PREFIX, bearerToken, isApiKeyBearer, type NoBearerToken } from './authorization.ts'
 export { hostAllowList, parseHostPattern, vouchedHost, type HostAllowList, type HostPattern, type HostPatternResult } from './hosts.ts'
-export { connectionNamed, foldHeaderName, HOP_BY_HOP, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS, VIA_HTTP_1_1, viaEntries, type ViaEntries } from './managed-headers.ts'
+export { connectionNamed, foldHeaderName, HOP_BY_HOP, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS, NEVER_HOP_BY_HOP, VIA_HTTP_1_1, viaEntries, type ViaEntries } from './managed-headers.ts'
 export { acceptRequestId, hasBody, inspectHeaders, type Http2Framing, type RequestHeaders } from './request-headers.ts'
 export { canonicalSegment, isRequestTargetForm, parseTarget, targetPath, type RequestTarget } from './request-target.ts'
 export { describedRequest, describesWebSocket, isMethodToken, type DescribedRequest } from './described-request.ts'

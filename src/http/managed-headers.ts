@@ -9,11 +9,24 @@
 // Traefik). Every character other than a letter or a digit is therefore read as `-` ("folded")
 // before the comparison; a header whose folded name is managed is removed, never interpreted.
 
-/** RFC 9110 §7.6.1: headers about one connection, relayed in neither direction. */
+/**
+ * RFC 9110 §7.6.1: headers about one connection, relayed in neither direction. The proxy
+ * authentication fields are the next inbound proxy's (§11.7), Proxy-Authentication-Info too
+ * (RFC 7615 §4): an upstream behind its own proxy had its hop's nextnonce relayed to the client.
+ */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'http2-settings',
+  'proxy-authorization', 'proxy-authenticate', 'proxy-authentication-info', 'http2-settings',
 ])
+
+/**
+ * Fields a connection option may not name (RFC 9110 §7.6.1: never one meant for every recipient of
+ * the content). A request that names one is refused (request-headers.ts): the gateway judges it by
+ * them, and a JSON POST sent on untyped was read as a form by Rack and Laravel, its `_method=DELETE`
+ * run (a probe). An answer's are kept, as if not named: removed, a `text/plain` answer reached the
+ * client untyped, which a browser sniffs, and `<script>` in it ran as HTML (a probe).
+ */
+export const NEVER_HOP_BY_HOP: readonly string[] = ['content-type', 'content-length']
 
 /**
  * The fields a Connection header names (RFC 9110 §7.6.1), lower-cased, each for this hop only; null
@@ -138,11 +151,13 @@ export interface ViaEntries {
   readonly http2: string
   /** What each of them holds, and no entry a client writes without the token. */
   readonly mark: string
+  /** The token alone: an answer's header that holds it is withheld (upstream/response.ts), as an echoed credential is. */
+  readonly token: string
 }
 
 export function viaEntries(token: string): ViaEntries {
   const mark = `bouncer (${token})`
-  return Object.freeze({ http10: `1.0 ${mark}`, http11: `1.1 ${mark}`, http2: `2 ${mark}`, mark })
+  return Object.freeze({ http10: `1.0 ${mark}`, http11: `1.1 ${mark}`, http2: `2 ${mark}`, mark, token })
 }
 
 /**

@@ -5,7 +5,7 @@
 // headers it writes itself, headers some frameworks obey to change the path or method), including
 // their look-alikes that an upstream stack folding `_` into `-` would read as one of them.
 import { GatewayError } from '../errors/index.ts'
-import { connectionNamed, isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/managed-headers.ts'
+import { connectionNamed, isManagedVariant, MANAGED_REQUEST_HEADERS, NEVER_HOP_BY_HOP } from '../http/managed-headers.ts'
 
 export interface RequestHeaders {
   authorization: string | undefined
@@ -179,15 +179,6 @@ function readHttp2Framing(out: RequestHeaders, http2: Http2Framing, authority: s
   // body (counted against max_body_bytes, sent upstream chunked).
   if (http2.bodyFollows && out.contentLength === undefined) out.chunked = true
 }
-
-/**
- * Fields a connection option may not name (RFC 9110 §7.6.1: never one meant for every recipient of
- * the content): the gateway reads them and judges the request by them, and removed as for this hop
- * only they would reach the upstream as another request. A JSON POST that named its Content-Type
- * went on untyped, which Rack and Laravel read as a form: its `_method=DELETE` ran a DELETE the
- * gateway had authorized as the POST (a probe).
- */
-const NEVER_HOP_BY_HOP = ['content-type', 'content-length']
 
 /** Removes the headers `Connection` names from the forwardable ones; answers whether it names Authorization (kept apart, never in that list). */
 function dropConnectionNamed(forward: string[], connection: string): boolean {

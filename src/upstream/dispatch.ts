@@ -62,7 +62,7 @@ export function refusalNow(upstream: Upstream): GatewayError | null {
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: Readonly<RequestContext>
   #upstream: Upstream
-  #policy: AnswerPolicy
+  #policy: AnswerPolicy & Pick<ForwardSettings, 'via'>
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
   /** What the answer's headers must not hold besides the upstream's credentials (response.ts): the headers added for this request. */

@@ -96,9 +96,9 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
     return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with a head larger than the gateway reads (16 KiB).`, cause: err })
   }
   if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') {
-    // RFC 9110 §15.2 has a client skip any 1xx, but undici 7 (no option) drops the connection on a
-    // 100 Continue it did not ask for: the gateway never forwards Expect, so it never asks.
-    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered 100 Continue to a request that did not expect one, which the gateway's HTTP client cannot read past.`, cause: err })
+    // undici 7 drops the connection on any 100 Continue (no option); interim.ts takes out those
+    // HTTP/1.1 allows before undici reads them, so one that reaches it here was malformed.
+    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered 100 Continue with a head HTTP/1.1 does not allow (line ends other than CRLF, a folded line, a field name that is no token), which the gateway does not read past.`, cause: err })
   }
   if (notHttp(err)) {
     // The parser's reason, never the bytes (undici keeps those apart, in err.data).

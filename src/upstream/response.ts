@@ -1,28 +1,33 @@
-import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy } from '../http/index.ts'
+import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, NEVER_HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy, type ViaEntries } from '../http/index.ts'
 import { holdsSentValue } from './credentials.ts'
 import type { Upstream } from './pools.ts'
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1) and without those
  * that hold a credential the gateway sent it (`credentials`, the upstream's, and `sent`, the headers
- * added for this request alone: credentials.ts holdsSentValue), with the
+ * added for this request alone: credentials.ts holdsSentValue) or the token of the gateway's Via
+ * entries (`policy.via`), with the
  * gateway's Via entry, our X-Request-Id and the gateway's answer fields (`answerHeaders`, RateLimit), each over an upstream
  * field of the same name: on a limited route the client reads the gateway's limits. What the
  * gateway owns in the answer (its CORS, its cookies) is http/answer-headers.ts's.
  */
-export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, policy: AnswerPolicy, answerHeaders: readonly string[] | null, credentials: readonly string[], sent: readonly string[] | null): Record<string, string | string[]> {
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, policy: AnswerPolicy & { readonly via: ViaEntries }, answerHeaders: readonly string[] | null, credentials: readonly string[], sent: readonly string[] | null): Record<string, string | string[]> {
   const applies = answerPolicyApplies(policy)
   const connection = headers.connection
   const named = connection === undefined ? null : connectionNamed(connection)
+  // The Via token is withheld as a credential is: an upstream that echoed the request's Via (a debug
+  // header, a proxy before the app copying it back) told every client the token by which the loop
+  // check knows the gateway's own entries, and forged ones would count (a probe).
+  const token = policy.via.token
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name) && !NEVER_HOP_BY_HOP.includes(name))) continue
     // An upstream that echoed the injected credential (a debug header, a WWW-Authenticate quoting
     // the token it refused) handed its client what only the gateway holds (a probe): the lines that hold it go.
     let shown: string | string[] | null = value
-    if ((credentials.length > 0 || sent !== null) && holdsAny(value, credentials, sent)) {
-      shown = withoutCredentials(name, value, credentials, sent)
+    if (holdsAny(value, credentials, sent, token)) {
+      shown = withoutCredentials(name, value, credentials, sent, token)
       if (shown === null) continue
     }
     const kept = applies ? passedOn(name, shown, policy) : shown
@@ -37,16 +42,16 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 }
 
 /**
- * Whether the value holds one of the credentials, or a value of the headers added for this request
- * (`sent`: credentials.ts holdsSentValue), as sent or percent-encoded: an upstream puts what
+ * Whether the value holds one of the credentials, a value of the headers added for this request
+ * (`sent`: credentials.ts holdsSentValue) or the Via `token`, as sent or percent-encoded: an upstream puts what
  * it echoes in a URL (a Location's query, a Link) encoded, `+` `/` `=` of a base64 token as %2B %2F
  * %3D, and its client had only to decode it (a probe). Decoded once more for each level of encoding
  * (up to MAX_DECODINGS), in either hex case, wholly or in part. Only a value with a `%` is decoded.
  */
-function holdsAny(value: string | string[], credentials: readonly string[], sent: readonly string[] | null): boolean {
+function holdsAny(value: string | string[], credentials: readonly string[], sent: readonly string[] | null, token: string): boolean {
   let text = typeof value === 'string' ? value : value.join('\n')
   for (let decodings = 0; ; decodings++) {
-    if (credentials.some((credential) => text.includes(credential)) || (sent !== null && holdsSentValue(text, sent))) return true
+    if (text.includes(token) || credentials.some((credential) => text.includes(credential)) || (sent !== null && holdsSentValue(text, sent))) return true
     if (decodings === MAX_DECODINGS || !text.includes('%')) return false
     const decoded = percentDecoded(text)
     if (decoded === text) return false
@@ -77,11 +82,11 @@ const AUTH_SCHEME = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)/
  * WWW-Authenticate line keeps its challenge's scheme: RFC 9110 §15.5.2, a 401 MUST carry its
  * challenge, and without it the client could not tell which scheme the upstream asks for (a probe).
  */
-function withoutCredentials(name: string, value: string | string[], credentials: readonly string[], sent: readonly string[] | null): string | string[] | null {
+function withoutCredentials(name: string, value: string | string[], credentials: readonly string[], sent: readonly string[] | null, token: string): string | string[] | null {
   const lines = (typeof value === 'string' ? [value] : value).flatMap((line) => {
-    if (!holdsAny(line, credentials, sent)) return [line]
+    if (!holdsAny(line, credentials, sent, token)) return [line]
     const scheme = name === 'www-authenticate' ? AUTH_SCHEME.exec(line)?.[1] : undefined
-    return scheme === undefined || holdsAny(scheme, credentials, sent) ? [] : [scheme]
+    return scheme === undefined || holdsAny(scheme, credentials, sent, token) ? [] : [scheme]
   })
   return lines.length === 0 ? null : typeof value === 'string' ? (lines[0] as string) : lines
 }

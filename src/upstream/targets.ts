@@ -8,6 +8,7 @@ import { buildConnector, Client, Pool } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { EjectionShare } from './eject-share.ts'
+import { answerBegins, readPastContinues } from './interim.ts'
 
 export interface Target {
   /** The target's origin (`https://10.0.0.5:9500`): its metrics label and what it is called in logs. */
@@ -139,6 +140,7 @@ type SentOn = Socket & { [readWhenSent]?: number }
 subscribe('undici:client:sendHeaders', (message) => {
   const socket = (message as { socket: SentOn }).socket
   if (socket[readWhenSent] !== undefined) socket[readWhenSent] = socket.bytesRead
+  answerBegins(socket)
 })
 
 /**
@@ -159,6 +161,7 @@ function resetsAreCuts(connect: buildConnector.connector): buildConnector.connec
       if (socket) {
         let refusal: SocketError | null = null
         socket[readWhenSent] = 0
+        readPastContinues(socket)
         socket.prependListener('error', (err: SocketError) => {
           refusal = renameSocketError(err, refusal)
           if (brokeAsIdle(socket)) err.brokeIdleClose = true
