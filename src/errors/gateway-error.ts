@@ -5,8 +5,8 @@ export interface GatewayErrorOptions {
   detail?: string
   /** Kept for logs only: the library error or exception that led here. */
   cause?: unknown
-  /** Extra response headers, e.g. Retry-After, WWW-Authenticate, Allow. */
-  headers?: Record<string, string>
+  /** Extra response headers, e.g. Retry-After, WWW-Authenticate, Allow; a list for Set-Cookie, one line each. */
+  headers?: Record<string, string | string[]>
   /**
    * Only where SPEC gives a code a second status: 503 upstream_unavailable when no target of an
    * upstream is healthy (refused at once), where the code's 502 means a connection that failed;
@@ -20,7 +20,7 @@ export class GatewayError extends Error {
   readonly code: ErrorCode
   readonly status: number
   readonly detail: string
-  readonly headers: Record<string, string> | undefined
+  readonly headers: Record<string, string | string[]> | undefined
 
   constructor(code: ErrorCode, options: GatewayErrorOptions = {}) {
     const { status, title } = ERROR_CODES[code]

@@ -34,8 +34,8 @@ export function oauthErrorText(text: string): string {
   return text.replaceAll('§', 'section ').replaceAll('…', '...').replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?')
 }
 
-function problemHeaders(err: GatewayError, requestId: string, body: string): Record<string, string | number> {
-  const headers: Record<string, string | number> = {
+function problemHeaders(err: GatewayError, requestId: string, body: string): Record<string, string | number | string[]> {
+  const headers: Record<string, string | number | string[]> = {
     'content-type': isOAuthCode(err.code) ? 'application/json' : 'application/problem+json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
@@ -67,7 +67,9 @@ export function sendProblem(res: ServerResponse, err: GatewayError, requestId: s
 export function sendRawProblem(socket: Duplex, err: GatewayError, requestId: string): void {
   const body = problemBody(err, requestId)
   let head = `HTTP/1.1 ${err.status} ${ERROR_CODES[err.code].title}\r\n`
-  for (const [name, value] of Object.entries(problemHeaders(err, requestId, body))) head += `${name}: ${value}\r\n`
+  for (const [name, value] of Object.entries(problemHeaders(err, requestId, body))) {
+    for (const one of [value].flat()) head += `${name}: ${one}\r\n`
+  }
   socket.end(`${head}connection: close\r\n\r\n${body}`)
 }
 

@@ -21,6 +21,20 @@
 // is answered from that read. Before, a worker heard of another's revocation by a message, which
 // could come after the next request, and a lookup begun before a revocation and ended after it
 // cached the unrevoked record for api_keys.cache, answering the requests that joined it with it too.
+//
+// Made-up keys cost a read each, and no cache can stop that (every made-up id is new), nor can
+// auth_failures when they come from many addresses. Against a PostgreSQL store a flood of them
+// filled its pool, and a real key's read, due every api_keys.cache, queued behind them all: seconds,
+// then 503 after the pool's 5 s (found by a probe: 160 made-up keys in flight, a store 100 ms
+// away, 3.6-4.6 s for a real key; 0.3-0.9 s now). So reads are in two lanes. An id whose secret
+// matched within PROVEN_MS goes to the store at once; any other id waits here for one of the
+// store's readers but one, so a proven read finds a connection free, or takes the next one to come
+// free (the pool's own queue then holds proven reads only). When UNPROVEN_WAITING other reads
+// already wait here, the next is refused at once (503), holding no caller for the pool's timeout.
+// Ids are no secret, so a flood may name real ones: each is still one read at a time (the burst for
+// an id shares one read), a bound of one per real key.
+// The key format has nothing to check locally (an id and a secret, both random): a checksum anyone
+// can compute would stop no one who read this, and a MAC would need a key every instance shares.
 import { createLru, createSharedResources, isBusy, type SharedResources } from '../../collections/index.ts'
 import { API_KEYS_ISSUER, type ApiKeysConfig, type ApiKeyStoreConfig } from '../../config/index.ts'
 import type { Identity } from '../../request/index.ts'
@@ -28,7 +42,7 @@ import type { BackgroundTasks, Logger } from '../../telemetry/index.ts'
 import type { KeyLoading } from '../issuers.ts'
 import { openPostgresKeyStore } from './postgres-store.ts'
 import { openSqliteKeyStore } from './sqlite-store.ts'
-import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
+import { ApiKeyReadsBusy, ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
 
 /** Records kept at most (least recently used out first). */
 const CACHE_ENTRIES = 10_000
@@ -42,6 +56,12 @@ const USE_FLUSH_MS = 5_000
 const USE_WRITE_TRIES = 5
 const USE_RETRY_MIN_MS = 5
 const USE_RETRY_MAX_MS = 50
+
+/** How long a key whose secret matched keeps its reads in the proven lane, and how many such keys are remembered. */
+const PROVEN_MS = 24 * 60 * 60_000
+const PROVEN_ENTRIES = 10_000
+/** Reads of unproven ids waiting for a reader, at most; one more is refused at once. */
+const UNPROVEN_WAITING = 64
 
 /** Revocation counters: 4096 cells, a key's chosen by the first three hex digits of its id (random). */
 const REVOCATION_CELLS = 4096
@@ -96,6 +116,30 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
   /** Reads under way, with their cell's count when they began: a request joins one only while that count holds. */
   const reading = new Map<string, { count: number; known: Promise<KnownKey | undefined> }>()
   let uses = new Map<string, number>()
+  const proven = createLru<true>(PROVEN_ENTRIES)
+  /** Unproven ids' reads at once: all the store's readers but one, which the proven keep. */
+  const unprovenReaders = Math.max(1, store.readers - 1)
+  let unprovenReading = 0
+  const unprovenWaiting: Array<() => void> = []
+
+  function find(id: string, now: number): Promise<ApiKeyRecord | undefined> {
+    return proven.get(id, now) === true || unprovenReaders === Number.POSITIVE_INFINITY ? store.find(id) : findUnproven(id)
+  }
+
+  async function findUnproven(id: string): Promise<ApiKeyRecord | undefined> {
+    if (unprovenReading < unprovenReaders) unprovenReading++
+    else if (unprovenWaiting.length >= UNPROVEN_WAITING) {
+      throw new ApiKeyReadsBusy(`${UNPROVEN_WAITING} reads of API keys not used lately are already waiting for the store`)
+    } else await new Promise<void>((resolve) => unprovenWaiting.push(resolve))
+    try {
+      return await store.find(id)
+    } finally {
+      // The reader passes to the next waiting read, or is free again.
+      const next = unprovenWaiting.shift()
+      if (next) next()
+      else unprovenReading--
+    }
+  }
 
   function read(id: string, now: number): Promise<KnownKey | undefined> {
     const cell = cellOf(id)
@@ -113,7 +157,7 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
   // One forgotten during it (this gateway's admin API, any thread) moved the count: the record may be
   // from before the revocation, so it is read again, and only a read the count held over is cached.
   async function readAt(id: string, now: number, cell: number, count: number, attempt: number): Promise<KnownKey | undefined> {
-    const record = await store.find(id)
+    const record = await find(id, now)
     const after = Atomics.load(counts, cell)
     if (after !== count) {
       if (attempt >= OVERLAPPED_READS) throw new ApiKeyStoreError(`the API key ${id} was read ${attempt} times, each during a revocation`)
@@ -176,10 +220,12 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
     },
     used(id, at) {
       uses.set(id, at)
+      proven.set(id, true, at + PROVEN_MS)
     },
     forget(id) {
       Atomics.add(counts, cellOf(id), 1)
       cache.delete(id)
+      proven.delete(id)
     },
     async close() {
       closed = true
@@ -233,6 +279,7 @@ function offlineDirectory(): ApiKeyDirectory {
   const store: ApiKeyStore = {
     kind: 'sqlite',
     location: 'offline',
+    readers: Number.POSITIVE_INFINITY,
     find: () => Promise.reject(new ApiKeyStoreError('API keys are not read offline')),
     insert: () => Promise.reject(new ApiKeyStoreError('API keys are not written offline')),
     list: async () => [],

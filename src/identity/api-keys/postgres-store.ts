@@ -36,9 +36,10 @@ export interface PostgresKeyStoreOptions {
 export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeyStore {
   const { schema } = options
   const table = `${schema}.api_keys`
+  const readers = options.maxConnections ?? 4
   const pool = new (loadPg().Pool)({
     connectionString: options.url,
-    max: options.maxConnections ?? 4,
+    max: readers,
     connectionTimeoutMillis: options.timeoutMs ?? 5_000,
     query_timeout: options.timeoutMs ?? 5_000,
   })
@@ -99,6 +100,7 @@ export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeySt
   return {
     kind: 'postgres',
     location,
+    readers,
     async find(id) {
       const [row] = await query(`SELECT ${COLUMNS} FROM ${table} WHERE id = $1`, [id])
       return row && fromRow(row)

@@ -69,6 +69,7 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   return {
     kind: 'sqlite',
     location: path,
+    readers: Number.POSITIVE_INFINITY,
     async find(id) {
       return find(id)
     },

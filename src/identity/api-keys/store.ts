@@ -25,6 +25,8 @@ export interface ApiKeyStore {
   readonly kind: 'sqlite' | 'postgres'
   /** For messages: the file, or the database and schema (never a password). */
   readonly location: string
+  /** How many reads it runs at once (PostgreSQL: its pool's connections); SQLite reads one at a time, without waiting, so Infinity. */
+  readonly readers: number
   find(id: string): Promise<ApiKeyRecord | undefined>
   insert(record: ApiKeyRecord): Promise<void>
   /** Every key, newest first. */
@@ -47,6 +49,14 @@ export class ApiKeyStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'ApiKeyStoreError'
+  }
+}
+
+/** Too many reads of ids no secret has proven lately are waiting for the store: this one is not asked. */
+export class ApiKeyReadsBusy extends ApiKeyStoreError {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ApiKeyReadsBusy'
   }
 }
 

@@ -13,6 +13,7 @@ import { bearerToken, isApiKeyBearer } from '../../http/index.ts'
 import { CredentialRefused, type Authenticated, type CredentialInput, type CredentialVerifier } from '../authenticate.ts'
 import type { ApiKeyDirectory } from './directory.ts'
 import { parseApiKey, secretMatches } from './key.ts'
+import { ApiKeyReadsBusy } from './store.ts'
 
 export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: () => number = Date.now): CredentialVerifier {
   const name = header.toLowerCase()
@@ -29,8 +30,11 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
         const found = directory.lookup(parsed.id, at)
         known = found instanceof Promise ? await found : found
       } catch (err) {
+        const busy = err instanceof ApiKeyReadsBusy
         throw new GatewayError('identity_provider_unavailable', {
-          detail: `The API key store cannot be read: API keys cannot be checked right now.`,
+          detail: busy
+            ? 'Too many API keys not used lately are waiting to be checked: this one cannot be checked right now.'
+            : `The API key store cannot be read: API keys cannot be checked right now.`,
           headers: { 'retry-after': '1' },
           cause: err,
         })

@@ -300,16 +300,16 @@ export function createSignIn(options: SignInOptions): SignIn {
       ended === undefined ? new GatewayError(code, options)
         : ended === UNPROVEN ? new UnprovenRefusal(code, options)
           : new CredentialRefused(code, options, { identity: identityOf(ended), credential: 'session' })
-    if (!isBrowserNavigation(input)) {
-      // A cookie that names no session is cleared with its 401: counted by auth_failures, a browser
-      // whose session was swept or revoked would otherwise be counted at every request a page of
-      // it sends (its polling), until its address were held back. A navigation is sent to sign in,
-      // whose callback replaces the cookie.
-      throw refusal(ended === UNPROVEN ? { detail, headers: { 'set-cookie': clearCookie(secureFor(input, cookie)) } } : { detail })
-    }
+    // A cookie that names no session is cleared with its answer: counted by auth_failures, a browser
+    // whose session was swept or revoked would otherwise be counted at every request a page of it
+    // sends (its polling), until its address were held back. A navigation sent to sign in too: its
+    // redirect once set only the state cookie, and every page load until the person signed in sent
+    // the dead cookie again — 429 from the burst's end (found by the identity probe).
+    const clear = ended === UNPROVEN ? [clearCookie(secureFor(input, cookie))] : []
+    if (!isBrowserNavigation(input)) throw refusal(clear.length === 0 ? { detail } : { detail, headers: { 'set-cookie': clear } })
     const returnTo = safeReturnTo(input.target ?? '/') ?? '/'
     const answer = await beginSignIn(input, returnTo)
-    throw refusal({ status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })
+    throw refusal({ status: 302, detail, headers: { location: answer.location, 'set-cookie': [...clear, answer.cookie] } })
   }
 
   async function beginSignIn(input: CredentialInput, returnTo: string): Promise<{ location: string; cookie: string }> {
