@@ -40,7 +40,10 @@ describe('the wall clock stepping back under a rate limit (memory store)', () =>
     vi.setSystemTime(new Date('2027-03-14T10:00:00.000Z')) // two hours back
     // Still spent (the step gives nothing away), and told the policy's own wait.
     expect(await hit('clock')).toEqual({ status: 429, retryAfter: '60', ratelimit: '"pace";r=0;t=120', policy: '"pace";q=2;w=120' })
-    vi.setSystemTime(new Date('2027-03-14T10:01:00.000Z'))
+    // The window later, and 5 ms: the stores' clock (limits/clock.ts) adds performance.now's fraction
+    // to the wall clock, whose phase after a step it knows to within 1.5 ms only; this frozen Date
+    // never ticks, so the stores saw the real milliseconds the requests took pass before the step.
+    vi.setSystemTime(new Date('2027-03-14T10:01:00.005Z'))
     expect(await hit('clock')).toMatchObject({ status: 200, ratelimit: '"pace";r=0;t=120' })
   })
 })
