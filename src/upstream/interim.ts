@@ -10,6 +10,10 @@
 // body is ever looked at; 1xx heads other than 100 pass on, as undici reads them. Only a 100 head
 // HTTP/1.1 allows is taken out (CRLF line ends, no folding, field names that are tokens): any other
 // reaches undici as it came, which refuses it as before.
+//
+// The final status line passes here too, so this is where an HTTP/1.0 answer with Transfer-Encoding
+// is seen: RFC 9112 §6.1 says its framing is faulty and its connection closed after it, and undici
+// read it as chunked and, told `Connection: keep-alive`, sent the next request on it (a probe).
 import type { Socket } from 'node:net'
 
 const atAnswerStart = Symbol('bytes held at the start of an answer')
@@ -58,6 +62,8 @@ function withoutContinues(socket: Filtered, bytes: Buffer): Buffer | null {
     }
     if (head === 'final') {
       socket[atAnswerStart] = null
+      // `HTTP/1.0`: one byte for nearly every answer, which says `HTTP/1.1`.
+      if (rest[7] === 0x30 && rest[5] === 0x31) closeIfFramingFaulty(socket, rest)
       out.push(rest)
       break
     }
@@ -65,6 +71,31 @@ function withoutContinues(socket: Filtered, bytes: Buffer): Buffer | null {
     rest = rest.subarray(head.length)
   }
   return out.length === 0 ? null : out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out)
+}
+
+const HEAD_END = /\r?\n\r?\n/
+const TRANSFER_ENCODING = /\ntransfer-encoding[ \t]*:/i
+
+/**
+ * An HTTP/1.0 answer's first bytes: with Transfer-Encoding in its head, its connection is closed
+ * once undici has read the answer (relayed as it framed it, as nginx does: it closes every HTTP/1.0
+ * upstream's connection). A head not whole in these bytes is closed after too: that costs a new
+ * connection, never an answer.
+ */
+function closeIfFramingFaulty(socket: Socket, bytes: Buffer): void {
+  const text = bytes.toString('latin1', 0, Math.min(bytes.length, MAX_HEAD))
+  const end = HEAD_END.exec(text)
+  if (end === null || TRANSFER_ENCODING.test(text.slice(0, end.index))) closeAfterAnswer(socket)
+}
+
+/**
+ * undici's own mark for a connection to close after the answer it reads (kReset: it sets it for a
+ * HEAD, an answer without keep-alive), found by name: undici exports none of its symbols.
+ * test/integration/ups5-http10-chunked.test.ts fails if a new undici renames it.
+ */
+function closeAfterAnswer(socket: Socket): void {
+  const reset = Object.getOwnPropertySymbols(socket).find((key) => key.description === 'reset')
+  if (reset !== undefined) (socket as unknown as Record<symbol, boolean>)[reset] = true
 }
 
 /**
