@@ -1,12 +1,12 @@
 // The admin listener: /healthz and /readyz for orchestrators, /metrics for Prometheus, and the
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { warmAuditReads, type ChangeSigner } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
 import { answerClientError } from '../gateway/index.ts'
-import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
+import { drainedOrClosed, hasCookie, inspectHeaders, nodeHttp } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { AuthFailureGuard } from '../limits/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
@@ -14,6 +14,8 @@ import { unmapIpv4, type AuditConfig, type ServerConfig } from '../config/index.
 import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
 import { recordAdminChange, type AdminChange } from './change-audit.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
+
+const { createServer } = nodeHttp // not imported: http/node-http.ts says why
 
 export interface AdminRequest {
   method: string

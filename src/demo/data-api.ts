@@ -4,10 +4,13 @@
 // (as examples/assertion/verify-upstream.ts shows an upstream doing it). The JSON answers say who
 // the gateway vouched for.
 import { once } from 'node:events'
-import { createServer, type Server, type ServerResponse } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { timingSafeEqual } from 'node:crypto'
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
+import { nodeHttp } from '../http/index.ts'
+
+const { createServer } = nodeHttp // not imported: http/node-http.ts says why
 
 interface Caller extends JWTPayload {
   sub: string

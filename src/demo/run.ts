@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +16,9 @@ import { startDataApi, type DataApi } from './data-api.ts'
 import { openIdProvider, type Person, type ServiceAccount } from './identity-provider.ts'
 import { providerHandler } from './sign-in-pages.ts'
 import { writeShopDatabase } from './shop-db.ts'
+import { nodeHttp } from '../http/index.ts'
+
+const { createServer } = nodeHttp // not imported: http/node-http.ts says why
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
 /** Where the demo config keeps its files without DEMO_DATA_DIR: its `../../data`, the checkout's data/ (`npm start`'s ./data). */

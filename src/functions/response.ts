@@ -12,10 +12,11 @@
 // and one larger than MAX_ANSWER_BYTES is refused before it is serialized or decoded (answerSize).
 // What the handler's own code throws while its result is read (a getter, a toJSON) is thrown on.
 // This runs in the function's worker, so the gateway's thread only writes what comes out.
-import { validateHeaderName, validateHeaderValue } from 'node:http'
-import { HOP_BY_HOP } from '../http/index.ts'
+import { HOP_BY_HOP, nodeHttp } from '../http/index.ts'
 import { answerSize, MAX_ANSWER_BYTES, stringifiedWithin, TOO_LARGE, utf8BytesOver } from './answer-size.ts'
 import type { FunctionResponse } from './messages.ts'
+
+const { validateHeaderName, validateHeaderValue } = nodeHttp // not imported: http/node-http.ts says why
 
 export type ResponseResult = { ok: true; response: FunctionResponse } | { ok: false; message: string; oversized?: true }
 

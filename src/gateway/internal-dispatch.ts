@@ -8,12 +8,15 @@
 // the MCP endpoint already puts on what an agent sends (a 200 MB answer took the gateway from 218 MB
 // to 1.46 GB). Past it, and when the agent goes away (the request's signal), the exchange is cut:
 // the pipeline sees its client leave and aborts the upstream request.
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { duplexPair, type Duplex } from 'node:stream'
 import { GatewayError, problemBody } from '../errors/index.ts'
 import { createContext, markInternal, type InternalDispatch, type InternalRequest, type InternalResponse, type RequestContext } from '../request/index.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
+import { nodeHttp } from '../http/index.ts'
+
+const { createServer, request: httpRequest } = nodeHttp // not imported: http/node-http.ts says why
 
 /** One call's in-process connection: its two ends, and the pipeline's context once the request arrived. */
 interface Exchange {

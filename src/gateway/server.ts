@@ -4,14 +4,14 @@
 // refuses most smuggling shapes, and `request-headers.ts` refuses the rest.
 import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type Server, type ServerOptions } from 'node:http'
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { constants as h2constants, createSecureServer, type Http2Session } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, parserRefusal, sendRawProblem, type ErrorCode } from '../errors/index.ts'
-import { closeAfterLinger } from '../http/index.ts'
+import { closeAfterLinger, nodeHttp } from '../http/index.ts'
 import { readTlsMaterial, workerCount, x509Issuers, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext, markCut, overHttp2 } from '../request/index.ts'
@@ -20,6 +20,8 @@ import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
 import type { CrlExpiry } from './crl-expiry.ts'
 import { clientAuthOptions, createTlsReloader, secureContextOptions, type TlsReloader } from './tls.ts'
+
+const { createServer, Server: HttpServer, ServerResponse: HttpServerResponse } = nodeHttp // not imported: http/node-http.ts says why
 
 
 /** A connection's pipelined requests, served one at a time (inTurn). */
@@ -187,7 +189,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     // the socket is their answers' until they are out (assigned here, Node threw
     // ERR_HTTP_SOCKET_ASSIGNED, uncaught: the gateway ended). It waits its turn, as they do.
     afterAnswersAhead(socket, () => {
-      const res = new ServerResponse(req)
+      const res = new HttpServerResponse(req)
       res.assignSocket(socket as Socket)
       res.shouldKeepAlive = false
       void handle(state, createContext(req, res, { socket, head }))
@@ -253,7 +255,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     closeAllConnections() {
       // node:http2's server has no closeAllConnections; node:http's works on the HTTP/1.1
       // connections it tracks for it (allowHTTP1), and on node:https's.
-      HttpServer.prototype.closeAllConnections.call(server as unknown as HttpServer)
+      HttpServer.prototype.closeAllConnections.call(server as unknown as Server)
       sessions?.destroyAll()
     },
   }

@@ -13,3 +13,4 @@ export { HTTP2_SINGLE_VALUE_FIELDS, keepFirstOfSingleValues } from './http2-fiel
 export { drainedOrClosed } from './backpressure.ts'
 export { bodyStillArriving, resetAfterAnswer } from './unread-body.ts'
 export { closeAfterLinger, endAfterAnswer } from './linger.ts'
+export { nodeHttp } from './node-http.ts'

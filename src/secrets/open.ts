@@ -1,6 +1,5 @@
 // Which store a config names, `${secret:NAME}` references checked and substituted, and the values
 // handed to the logger so that no log line can carry one.
-import { validateHeaderValue } from 'node:http'
 import type { Diagnostic, LoadedConfig, SecretReference, SecretsConfig } from '../config/index.ts'
 import { MIN_REDACTED_LENGTH, redactValues } from '../telemetry/index.ts'
 import { masterKeyFrom, SecretsError, SecretStoreMissing } from './crypto.ts'
@@ -8,6 +7,9 @@ import { openEmbeddedStore } from './embedded.ts'
 import { openEnvStore } from './providers/env.ts'
 import { openFileStore } from './providers/file.ts'
 import { GATEWAY_KEYS, invalidSecretName, SECRET_NAME, type SecretStore } from './store.ts'
+import { nodeHttp } from '../http/index.ts'
+
+const { validateHeaderValue } = nodeHttp // not imported: http/node-http.ts says why
 
 /** `existing`: an embedded store that is not there is a SecretsError, not made (for a command that only reads). */
 export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = process.env, options: { existing?: boolean } = {}): SecretStore {

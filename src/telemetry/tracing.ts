@@ -6,7 +6,6 @@
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
 import { createHash, randomBytes } from 'node:crypto'
-import { METHODS } from 'node:http'
 import type * as OpenTelemetryApi from '@opentelemetry/api'
 import type { Span, SpanKind, Tracer } from '@opentelemetry/api'
 import type { ReadableSpan, Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
@@ -15,6 +14,9 @@ import { CLIENT_REQUEST_BOUNDS, MAX_ECHOED_CHARS, truncateClientValue } from '..
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
 import { urlForLogs, type Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
+import { nodeHttp } from '../http/index.ts'
+
+const { METHODS } = nodeHttp // not imported: http/node-http.ts says why
 
 export interface Tracing {
   readonly tracer: Tracer

@@ -2,7 +2,7 @@
 // node:http is used rather than undici's `upgrade()` because undici hides a refused handshake's
 // status; here a 401/403 from the upstream reaches the client as it was sent.
 import { createHash } from 'node:crypto'
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { asGatewayError, GatewayError, truncateClientValue } from '../errors/index.ts'
@@ -11,10 +11,12 @@ import { pickTarget } from './balance.ts'
 import { heldStreamOf } from './dispatch.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import { endAfterAnswer } from '../http/index.ts'
+import { endAfterAnswer, nodeHttp } from '../http/index.ts'
 import { gatewayCookiePaths, gatewayLocations, responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
+
+const { request: httpRequest } = nodeHttp // not imported: http/node-http.ts says why
 
 /**
  * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.

@@ -11,7 +11,7 @@
 // request; a thread's crash (an uncaught exception, its heap limit) still ends only that thread.
 // What a thread cannot survive is what ends the process (a native crash, the process's memory).
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { tmpdir } from 'node:os'
@@ -40,6 +40,9 @@ import { ask, askEach, pickHeaders, pipeTo, refusedConnection, WorkerSilent, typ
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 import { mergeCatalogs } from './catalog-merge.ts'
 import { MIGRATE_REQ_SYSCTL, queuedConnectionsWarning } from './queued-connections.ts'
+import { nodeHttp } from '../../http/index.ts'
+
+const { createServer } = nodeHttp // not imported: http/node-http.ts says why
 
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
 /** A drain that has not ended the thread this long past shutdown_timeout is cut short. */

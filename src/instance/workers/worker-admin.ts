@@ -7,7 +7,10 @@
 // or a worker missing from a /metrics scrape. Admin traffic is a few requests a second at most;
 // a connect on a Unix socket costs microseconds.
 import { ADMIN_CLIENT_HEADER, adminClientOf } from '../../admin/index.ts'
-import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { nodeHttp } from '../../http/index.ts'
+
+const { request } = nodeHttp // not imported: http/node-http.ts says why
 
 /** A worker's admin socket, and the worker's name for messages. */
 export interface WorkerSocket {
