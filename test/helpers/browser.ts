@@ -12,31 +12,9 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 /** Where the console's screenshots go, so a person can look at the pages a run drew. */
 export const SCREENSHOTS = fileURLToPath(new URL('../../test-results/console/', import.meta.url))
 
-/** The test process's one Chromium, launched at its first file's need (see launchChromium). */
-let launched: Promise<Browser> | undefined
-
-/**
- * The test process's Chromium: headless; no sandbox and no /dev/shm, which a container does not
- * give it. One for every browser test file a test process runs (vitest runs files one after another
- * in each worker process, isolate: false): a launch for each of the 41 files was ~2 s of CPU, and
- * Chromium took 221 s of the suite's CPU (sampled, 2026-12-07). What a file gets closes its own
- * contexts (every page is in one: openPage), not the browser; one that crashed or was disconnected
- * is launched again. Playwright ends it with the process.
- */
-export async function launchChromium(): Promise<Browser> {
-  let browser = await launched?.catch(() => undefined)
-  if (browser === undefined || !browser.isConnected()) {
-    launched = chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
-    browser = await launched
-  }
-  const shared = browser
-  return new Proxy(shared, {
-    get(target, name) {
-      if (name === 'close') return async () => void (await Promise.all(shared.contexts().map((context) => context.close())))
-      const value: unknown = Reflect.get(target, name, target)
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
+/** Headless; no sandbox and no /dev/shm, which a container does not give chromium. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
 }
 
 /** A context's options, and how long its waits may take (30 s; a loaded machine is slow). */
