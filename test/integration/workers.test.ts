@@ -196,6 +196,9 @@ describe('server.workers: 2', () => {
     expect(reloaded.statusCode).toBe(200)
     expect(await reloaded.body.json()).toMatchObject({ ok: true, generation: 3 })
     const reloads = (worker: string) => gateway.stderr().split('\n').filter((l) => l.includes(`"worker":"${worker}"`) && l.includes('"msg":"config reloaded"')).length
+    // A worker's log line reaches stderr through the primary's queue (written in the background), so
+    // it may come after the answer (failed so in CI once).
+    await waitFor(() => reloads('w1') >= 2 && reloads('w2') >= 2, 'both workers to log their second reload')
     expect([reloads('w1'), reloads('w2')]).toEqual([2, 2])
     await writeFile(file, 'server: [not, a, mapping]\n')
     const refused = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
