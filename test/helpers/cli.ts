@@ -61,7 +61,12 @@ export async function startServe(args: string[], options: { env?: NodeJS.Process
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const urls = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stdout}\n${stderr}`)), options.startTimeout ?? 20_000)
+    const timer = setTimeout(() => {
+      // Not left running: three serve processes that started too slowly on a loaded machine outlived
+      // their failed test (and the run) by an hour and a half.
+      child.kill('SIGKILL')
+      reject(new Error(`serve did not start:\n${stdout}\n${stderr}`))
+    }, options.startTimeout ?? 20_000)
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString()
       const gateway = /gateway listening on (\S+)/.exec(stdout)
