@@ -8,7 +8,7 @@
 // is the one it gets.
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { errors, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
@@ -18,6 +18,7 @@ import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { gatewayCookiePaths, gatewayLocations, responseHeaders } from './response.ts'
+import { errors } from './undici-parts.ts'
 import { depositRetryCredit, idempotent, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 

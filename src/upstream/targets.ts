@@ -4,11 +4,12 @@
 // booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
 import { subscribe } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
-import { buildConnector, Client, Pool } from 'undici'
+import type { buildConnector as BuildConnector } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { EjectionShare } from './eject-share.ts'
 import { answerBegins, readPastContinues } from './interim.ts'
+import { buildConnector, Client, Pool } from './undici-parts.ts'
 
 export interface Target {
   /** The target's origin (`https://10.0.0.5:9500`): its metrics label and what it is called in logs. */
@@ -22,7 +23,7 @@ export interface Target {
    */
   checks: Client | null
   /** How the pool connects (connect_timeout, TLS): the checks' connection too, within the check's timeout. */
-  readonly connectOptions: Readonly<buildConnector.BuildOptions> & { readonly timeout: number }
+  readonly connectOptions: Readonly<BuildConnector.BuildOptions> & { readonly timeout: number }
   /** The target's own hash, mixed with a principal's for rendezvous hashing (balance.ts). */
   readonly seed: number
   /** Active health checks' verdict (true until they say otherwise, and without checks). */
@@ -153,7 +154,7 @@ function brokeAsIdle(socket: SentOn): boolean {
   return read !== undefined && read > 0 && socket.bytesRead === read
 }
 
-function resetsAreCuts(connect: buildConnector.connector): buildConnector.connector {
+function resetsAreCuts(connect: BuildConnector.connector): BuildConnector.connector {
   return (options, callback) =>
     connect(options, (...args) => {
       // undefined, not null, when the connection failed

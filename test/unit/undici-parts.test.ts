@@ -1,0 +1,30 @@
+// src/upstream/undici-parts.ts requires undici's Pool, Client, connector and errors from their own
+// files: the package's index loaded ~110 more modules and Node's own bundled undici at every start
+// that imports the upstreams (~100-200 ms of CPU).
+import { execFileSync } from 'node:child_process'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import * as undici from 'undici'
+import { describe, expect, it } from 'vitest'
+import * as parts from '../../src/upstream/undici-parts.ts'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+describe("undici's parts", () => {
+  it('are the very objects the package exports: an undici that moves a file fails here', () => {
+    expect(parts.Pool).toBe(undici.Pool)
+    expect(parts.Client).toBe(undici.Client)
+    expect(parts.buildConnector).toBe(undici.buildConnector)
+    expect(parts.errors.HeadersTimeoutError).toBe(undici.errors.HeadersTimeoutError)
+    expect(parts.errors.UndiciError).toBe(undici.errors.UndiciError)
+  })
+
+  it("loading the command that serves loads neither undici's index nor Node's bundled undici", () => {
+    const script = `await import(${JSON.stringify(`${ROOT}/src/cli/serve.ts`)})
+const { createRequire } = await import('node:module')
+const index = createRequire(${JSON.stringify(`${ROOT}/package.json`)}).resolve('undici')
+console.log(JSON.stringify({ index: Object.hasOwn((await import('node:module')).default._cache, index), bundled: process.moduleLoadList.filter((m) => m.includes('deps/undici')) }))`
+    const loaded = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })) as { index: boolean; bundled: string[] }
+    expect(loaded).toEqual({ index: false, bundled: [] })
+  })
+})
