@@ -2,10 +2,19 @@
 // Anything that may hold a credential is redacted by path, and values that look like bearer
 // tokens or JWTs are scrubbed from free text, so a careless message cannot leak one.
 import { isMainThread } from 'node:worker_threads'
-import { pino, type Logger, type LoggerOptions as LoggerOptions_ } from 'pino'
+import { createRequire } from 'node:module'
+import type { Logger, LoggerOptions as LoggerOptions_, pino as PinoModule } from 'pino'
 import { API_KEY_PREFIX } from '../http/index.ts'
 
 export type { Logger }
+
+type Pino = typeof PinoModule
+let pinoLoaded: Pino | undefined
+/**
+ * pino, loaded by the first logger made: `bouncer keys`, `audit`, `check`, `secrets` and `sessions`
+ * make none, and its ~20 modules were ~45 ms of CPU at each of their starts (2026-12-07).
+ */
+const thePino = (): Pino => (pinoLoaded ??= (createRequire(import.meta.url)('pino') as { pino: Pino }).pino)
 
 const REDACT_PATHS = [
   'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
@@ -193,7 +202,7 @@ export interface LoggerOptions {
    * Where to write: a file descriptor (default 2) or a stream, e.g. for tests, or a worker thread's
    * relay of its lines to the main thread (writeRelayedLine).
    */
-  destination?: number | pino.DestinationStream
+  destination?: number | PinoModule.DestinationStream
 }
 
 /**
@@ -211,7 +220,7 @@ const LOG_BUFFER_BYTES = 16 * 1024 * 1024
  * queue writes it; another thread's logger writes as it logs, as it can end without an exit to flush at.
  */
 function fileDestination(fd: number) {
-  if (!isMainThread) return pino.destination({ fd, sync: true })
+  if (!isMainThread) return thePino().destination({ fd, sync: true })
   // pino writes what is queued at exit synchronously, retrying while the pipe is full: a reader of
   // stderr that had stopped reading held the process there for ever (SIGTERM drained the gateway,
   // then it never ended). Once the reader has taken nothing for READER_STALLED_MS, the exit goes on
@@ -224,7 +233,7 @@ function fileDestination(fd: number) {
     unwritten = writing + rest
     return Date.now() < giveUpAt
   }
-  const stream = pino.destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting })
+  const stream = thePino().destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting })
   const writeQueued = stream.flushSync.bind(stream)
   stream.flushSync = () => {
     giveUpAt = Date.now() + READER_STALLED_MS
@@ -260,7 +269,7 @@ export function droppedLogLines(): number {
  * Counts the lines the queue drops (they were counted nowhere: a quiet log could not be told from
  * a lossy one), and once it has been written out (the reader reads again), says how many in one line.
  */
-function countDrops(stream: ReturnType<typeof pino.destination>, logger: Logger): void {
+function countDrops(stream: ReturnType<Pino['destination']>, logger: Logger): void {
   let lost = 0
   stream.on('drop', () => {
     droppedLines++
@@ -281,7 +290,7 @@ function countDrops(stream: ReturnType<typeof pino.destination>, logger: Logger)
  * counted as the primary's own lines are when the queue is full.
  */
 export function writeRelayedLine(logger: Logger, line: string): void {
-  ;((logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as pino.DestinationStream).write(line)
+  ;((logger as unknown as Record<symbol, unknown>)[thePino().symbols.streamSym] as PinoModule.DestinationStream).write(line)
 }
 
 /**
@@ -291,20 +300,20 @@ export function writeRelayedLine(logger: Logger, line: string): void {
  * line as `logger.warn` gives, its fields and bindings included.
  */
 export function warnNow(logger: Logger, fields: object, msg: string): void {
-  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { fd?: unknown; sync?: unknown } | undefined
+  const stream = (logger as unknown as Record<symbol, unknown>)[thePino().symbols.streamSym] as { fd?: unknown; sync?: unknown } | undefined
   if (stream?.sync !== false || typeof stream.fd !== 'number') return void logger.warn(fields, msg)
   // Not for ever either: a full pipe, retried every 100 ms, held the process this warning precedes the end of.
   const giveUpAt = Date.now() + READER_STALLED_MS
-  const now = pino.destination({ fd: stream.fd, sync: true, retryEAGAIN: () => Date.now() < giveUpAt })
+  const now = thePino().destination({ fd: stream.fd, sync: true, retryEAGAIN: () => Date.now() < giveUpAt })
   now.on('error', () => {}) // the pipe stayed full: the line is lost, the process ends as it would
-  pino(pinoOptions(logger.level), now).child(logger.bindings()).warn(fields, msg)
+  thePino()(pinoOptions(logger.level), now).child(logger.bindings()).warn(fields, msg)
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const { level = logLevelFromEnv(), destination = 2 } = options
   const stream = typeof destination === 'number' ? fileDestination(destination) : destination
-  const logger = pino(pinoOptions(level), stream)
-  if (typeof destination === 'number' && isMainThread) countDrops(stream as ReturnType<typeof pino.destination>, logger)
+  const logger = thePino()(pinoOptions(level), stream)
+  if (typeof destination === 'number' && isMainThread) countDrops(stream as ReturnType<Pino['destination']>, logger)
   return logger
 }
 
@@ -312,7 +321,7 @@ function pinoOptions(level: string): LoggerOptions_ {
   return {
     level,
     base: { service: 'bouncer' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: thePino().stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     formatters: { level: (label) => ({ level: label }) },
     hooks: {
