@@ -5,5 +5,5 @@ export { loadSecrets, openSecretStore, substitute, valueProblem } from './open.t
 export { generateSecret } from './rotation.ts'
 export { firstFor, KEY_STORE_HEADER_BYTES, releaseKeyStoreLockOf, sharedKeyStore, type SharedKeyStore } from './shared-memory.ts'
 export { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from './runtime.ts'
-export { GATEWAY_KEYS, invalidSecretName, ReadOnlyStore, SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
+export { ASSERTION_KEY, EXCHANGE_KEY, GATEWAY_KEYS, invalidSecretName, ReadOnlyStore, SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 export { createKeyRing, isSigningKey, keepSigningKey, newSigningKey, publishAheadOf, SigningKeyError, type KeyRing, type KeyRingHandover, type SigningKey } from './signing-keys.ts'

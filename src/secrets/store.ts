@@ -59,12 +59,20 @@ export class ReadOnlyStore extends Error {
 export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 
 /**
+ * The signing keys' names, here rather than beside their signers (upstream/, agents/), which
+ * re-export them: `bouncer secrets`, which only needs the names, loaded both layers for them (116
+ * modules at each start). The audit checkpoint key's stays in audit/, which its worker thread loads.
+ */
+export const ASSERTION_KEY = 'bouncer.assertion-key'
+export const EXCHANGE_KEY = 'bouncer.exchange-key'
+
+/**
  * The keys the gateway makes itself (the identity assertion, token exchange and audit checkpoint
  * keys), which rotate by their own settings or `bouncer secrets rotate NAME`: a secrets.rotation
  * schedule would put random text over one, and a `${secret:}` would send it out (open.ts refuses
  * both; test/unit/secrets/gateway-keys.test.ts holds the list to their names).
  */
-export const GATEWAY_KEYS: readonly string[] = ['bouncer.assertion-key', 'bouncer.exchange-key', 'bouncer.audit-checkpoint-key']
+export const GATEWAY_KEYS: readonly string[] = [ASSERTION_KEY, EXCHANGE_KEY, 'bouncer.audit-checkpoint-key']
 
 /** What a name that is not one is told, wherever it is given (the config, the command line, the store). */
 export function invalidSecretName(name: string): string {

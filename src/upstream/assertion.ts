@@ -14,10 +14,10 @@
 import { randomUUID, sign } from 'node:crypto'
 import { createLru } from '../collections/index.ts'
 import { subjectIssuer, type Identity } from '../request/index.ts'
-import { createKeyRing, publishAheadOf, type KeyRingHandover, type SecretStore } from '../secrets/index.ts'
+import { ASSERTION_KEY, createKeyRing, publishAheadOf, type KeyRingHandover, type SecretStore } from '../secrets/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
-export const ASSERTION_KEY = 'bouncer.assertion-key'
+export { ASSERTION_KEY }
 const CACHE_ENTRIES = 10_000
 /** Tests only: a shorter publish-ahead (a gateway started in-process has no other way in). */
 const PUBLISH_AHEAD_ENV = 'BOUNCER_ASSERTION_PUBLISH_AHEAD_MS'

@@ -12,10 +12,10 @@
 // fetched the keys just before (another worker's, an API in token_exchange.audiences) would refuse
 // its tokens until it may fetch again.
 import { sign, type KeyObject } from 'node:crypto'
-import { createKeyRing, publishAheadOf, type KeyRingHandover, type SecretStore } from '../../secrets/index.ts'
+import { createKeyRing, EXCHANGE_KEY, publishAheadOf, type KeyRingHandover, type SecretStore } from '../../secrets/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 
-export const EXCHANGE_KEY = 'bouncer.exchange-key'
+export { EXCHANGE_KEY }
 /** Tests only: a shorter publish-ahead (a gateway started in-process or by serve has no other way in). */
 const PUBLISH_AHEAD_ENV = 'BOUNCER_EXCHANGE_PUBLISH_AHEAD_MS'
 
