@@ -12,6 +12,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { searchAudit } from '../../src/audit/search.ts'
+import { newApiKey, openApiKeyStore } from '../../src/identity/index.ts'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -70,12 +71,25 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-async function createKey(principal: string, ...more: string[]): Promise<{ key: string; id: string }> {
-  const created = await runCli(['keys', 'create', '--config', configFile, '--principal', principal, ...more])
-  expect(created.code, created.stderr).toBe(0)
-  const key = created.stdout.trim()
-  expect(key).toMatch(KEY)
-  return { key, id: key.slice(3, 19) }
+/**
+ * A key to use in a later request: made in process, as `bouncer keys create` makes it (src/cli/keys.ts:
+ * newApiKey, then the store's insert), without a `bouncer` process (~1 s of CPU) each. The command's
+ * own output is asserted in 'bouncer keys create' below.
+ */
+async function createKey(principal: string, options: { expiresInMs?: number; keysDb?: string } = {}): Promise<{ key: string; id: string }> {
+  const created = newApiKey()
+  const now = Date.now()
+  const store = openApiKeyStore({ type: 'sqlite', path: options.keysDb ?? join(dir, 'keys.db') })
+  try {
+    await store.insert({
+      id: created.id, principal, description: null, hash: created.hash,
+      createdAt: now, expiresAt: options.expiresInMs === undefined ? null : now + options.expiresInMs, revokedAt: null, lastUsedAt: null,
+    })
+  } finally {
+    await store.close()
+  }
+  expect(created.key).toMatch(KEY)
+  return { key: created.key, id: created.key.slice(3, 19) }
 }
 
 async function call(base: string, path: string, headers: Record<string, string> = {}) {
@@ -185,7 +199,7 @@ describe('a key over HTTP', () => {
   })
 
   it('expires', async () => {
-    const { key } = await createKey('looker-short', '--expires', '1s')
+    const { key } = await createKey('looker-short', { expiresInMs: 1_000 })
     expect((await call(gateway.url, '/data/x', { 'x-api-key': key })).status).toBe(200)
     await waitFor(async () => (await call(gateway.url, '/data/x', { 'x-api-key': key })).status === 401, 'the key to expire')
     expect((await call(gateway.url, '/data/x', { 'x-api-key': key })).body).toMatchObject({ code: 'api_key_invalid', detail: expect.stringMatching(/^The API key [0-9a-f]{16} expired at /) })
@@ -320,10 +334,7 @@ describe('revocation', () => {
 describe('last-used times that cannot be written', () => {
   it('are a background failure (api_key_usage), kept for the next write; keys keep working', async () => {
     const keysDb = join(dir, 'faulty-keys.db')
-    const file = join(dir, 'faulty.yaml')
-    await writeFile(file, stringify({ api_keys: { store: { type: 'sqlite', path: keysDb } } }))
-    const created = await runCli(['keys', 'create', '--config', file, '--principal', 'looker-faulty'])
-    const key = created.stdout.trim()
+    const { key } = await createKey('looker-faulty', { keysDb })
     // A store that refuses to record a use (as a full disk or a read-only replica would).
     const db = new DatabaseSync(keysDb)
     db.exec("CREATE TRIGGER no_use BEFORE UPDATE OF last_used_at ON api_keys BEGIN SELECT RAISE(ABORT, 'read-only'); END")
@@ -346,9 +357,7 @@ describe('last-used times that cannot be written', () => {
     // SQLite waits for a lock synchronously: the batch's write waited its 5 s busy timeout on the
     // event loop, every flush, and every request of the gateway waited with it.
     const keysDb = join(dir, 'locked-keys.db')
-    const file = join(dir, 'locked.yaml')
-    await writeFile(file, stringify({ api_keys: { store: { type: 'sqlite', path: keysDb } } }))
-    const key = (await runCli(['keys', 'create', '--config', file, '--principal', 'looker-locked'])).stdout.trim()
+    const { key } = await createKey('looker-locked', { keysDb })
     const gateway = await startTestGateway({ ...gatewayConfig(keysDb), admin: {} })
     const other = new DatabaseSync(keysDb) // as another process: `bouncer keys`, an operator's sqlite3
     const stalls = monitorEventLoopDelay({ resolution: 10 })

@@ -94,6 +94,24 @@ describe('bouncer check', () => {
 })
 
 describe('bouncer serve', () => {
+  // One `bouncer serve` on config() for the tests that only read it or reload it (each reloads its
+  // own route ids, and reads only the log lines written since it began), instead of one each.
+  let shared: { gw: ServeProcess; file: string }
+  beforeAll(async () => {
+    const file = await writeConfig('shared.yaml', config())
+    shared = { gw: await startServe(['--config', file], { startTimeout: 50_000 }), file } // one start stands for five tests: more time on a loaded machine
+  })
+  afterAll(async () => {
+    await shared?.gw.stop('SIGKILL')
+  })
+  /** The shared gateway, back on config(): what the tests below start from. */
+  async function onFreshConfig(): Promise<{ gw: ServeProcess; file: string }> {
+    await writeConfig('shared.yaml', config())
+    const ok = await get(`${shared.gw.adminUrl}/api/reload`, { authorization: `Bearer ${ADMIN_TOKEN}` }, 'POST')
+    expect(ok.status, ok.text).toBe(200)
+    return shared
+  }
+
   it('refuses to start on an invalid config and says why', async () => {
     const file = await writeConfig('bad.yaml', 'server:\n  listen: nowhere\n')
     const result = await runCli(['serve', '--config', file])
@@ -113,7 +131,7 @@ describe('bouncer serve', () => {
   })
 
   it('serves /healthz and /readyz, and guards /api/* with the admin token', async () => {
-    const gw = await serve(await writeConfig('admin.yaml', config()))
+    const { gw } = await onFreshConfig()
     expect((await get(`${gw.adminUrl}/healthz`)).status).toBe(200)
     expect((await get(`${gw.adminUrl}/readyz`)).status).toBe(200)
     expect(JSON.parse((await get(`${gw.adminUrl}/api/routes`)).text)).toMatchObject({ status: 401, code: 'missing_token' })
@@ -140,39 +158,38 @@ describe('bouncer serve', () => {
   })
 
   it('SIGHUP: reloads the config without a restart', async () => {
-    const file = await writeConfig('hup.yaml', config())
-    const gw = await serve(file)
-    expect((await get(`${gw.url}/new/x`)).status).toBe(404)
-    await writeConfig('hup.yaml', config([{ id: 'new', path: '/new/*', upstream: 'api', public: true }]))
+    const { gw } = await onFreshConfig()
+    expect((await get(`${gw.url}/new-hup/x`)).status).toBe(404)
+    await writeConfig('shared.yaml', config([{ id: 'new-hup', path: '/new-hup/*', upstream: 'api', public: true }]))
     gw.child.kill('SIGHUP')
-    await expect.poll(async () => (await get(`${gw.url}/new/x`)).status, { timeout: 20_000 }).toBe(200)
+    await expect.poll(async () => (await get(`${gw.url}/new-hup/x`)).status, { timeout: 20_000 }).toBe(200)
     expect((await get(`${gw.url}/hello/x`)).status).toBe(200)
   })
 
   it('SIGHUP with a broken config: keeps serving the old one and logs why', async () => {
-    const file = await writeConfig('hup-bad.yaml', config())
-    const gw = await serve(file)
-    await writeConfig('hup-bad.yaml', 'routes:\n  - id: x\n    path: no-slash\n    upstream: api\n')
+    const { gw } = await onFreshConfig()
+    const from = gw.stderr().length // only this test's lines
+    await writeConfig('shared.yaml', 'routes:\n  - id: x\n    path: no-slash\n    upstream: api\n')
     gw.child.kill('SIGHUP')
-    await expect.poll(() => gw.stderr(), { timeout: 20_000 }).toContain('config reload refused')
-    expect(gw.stderr()).toContain('routes[0].path: a path starts with')
+    await expect.poll(() => gw.stderr().slice(from), { timeout: 20_000 }).toContain('config reload refused')
+    expect(gw.stderr().slice(from)).toContain('routes[0].path: a path starts with')
     expect((await get(`${gw.url}/hello/x`)).status).toBe(200)
   })
 
   it('POST /api/reload: swaps in a valid config, refuses an invalid one with the reasons', async () => {
-    const file = await writeConfig('api-reload.yaml', config())
-    const gw = await serve(file)
+    const { gw, file } = await onFreshConfig()
     const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
-    await writeConfig('api-reload.yaml', config([{ id: 'new', path: '/new/*', upstream: 'api', public: true }]))
+    expect((await get(`${gw.url}/new-api/x`)).status).toBe(404)
+    await writeConfig('shared.yaml', config([{ id: 'new-api', path: '/new-api/*', upstream: 'api', public: true }]))
     const ok = await get(`${gw.adminUrl}/api/reload`, auth, 'POST')
     expect(ok.status).toBe(200)
     expect(JSON.parse(ok.text)).toMatchObject({ ok: true })
-    expect((await get(`${gw.url}/new/x`)).status).toBe(200)
+    expect((await get(`${gw.url}/new-api/x`)).status).toBe(200)
 
-    await writeConfig('api-reload.yaml', 'upstreams: 7\n')
+    await writeConfig('shared.yaml', 'upstreams: 7\n')
     const refused = await get(`${gw.adminUrl}/api/reload`, auth, 'POST')
     expect(refused.status).toBe(422)
     expect(JSON.parse(refused.text)).toEqual({ ok: false, errors: [`${file}:1:12: upstreams: expected array, received number`] })
-    expect((await get(`${gw.url}/new/x`)).status).toBe(200)
+    expect((await get(`${gw.url}/new-api/x`)).status).toBe(200)
   })
 })

@@ -106,7 +106,8 @@ describe('server.workers: one config on every worker', () => {
     await crashWorker(gateway.stderr, 'w2')
     await waitFor(() => linesWith(gateway, '"worker":"w2"', 'starting a replacement') === 1, 'w2 to stop', 30_000)
     // w1 stages slowly (its event loop held for 3 s), so w2's replacement starts during the stage.
-    w1.evaluate('const t = Date.now(); while (Date.now() - t < 3000); 1')
+    // Held by Atomics.wait, which blocks the thread as a busy loop does, without burning 3 s of CPU.
+    w1.evaluate('Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000); 1')
     gateway.child.kill('SIGHUP')
     await waitFor(() => linesWith(gateway, '"worker":"w1"', '"msg":"config reloaded"') === 1, 'w1 to reload', 30_000)
     await waitFor(() => linesWith(gateway, '"worker":"w2"', '"msg":"worker listening"') === 2, 'the replacement of w2 to listen', 30_000)
@@ -147,7 +148,8 @@ describe('server.workers: one config on every worker', () => {
     const w2 = await inspectWorker(gateway.stderr, 'w2')
     try {
       // w2's loop is held for 1.5 s with a crash queued behind it: the reload's stage waits behind both.
-      w2.evaluate('console.error("w2 held by the test"); setTimeout(() => { throw new Error("a crash, by a test") }, 0); { const t = Date.now(); while (Date.now() - t < 1500); } 1')
+      // Held by Atomics.wait (blocked as by a busy loop, without its CPU).
+      w2.evaluate('console.error("w2 held by the test"); setTimeout(() => { throw new Error("a crash, by a test") }, 0); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500); 1')
       await waitFor(() => gateway.stderr().includes('w2 held by the test'), 'w2 to be held', 20_000)
       const answer = await reload(gateway)
       expect(answer).toMatchObject({ ok: true })
