@@ -17,6 +17,8 @@ import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'session-refresh-ended-admin-token-0123456789'
 const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` }
+/** The ID tokens' lifetime: each test waits it out (and half a second more) to make the next request refresh. */
+const ID_TOKEN_TTL_S = 2
 
 let dir: string
 let idp: TestIdentityProvider
@@ -27,7 +29,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'session-refresh-ended-'))
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startSignInProvider(held.port, { people: [ALICE], idTokenTtlSeconds: 3, afterSignOut: '/' })
+  idp = await startSignInProvider(held.port, { people: [ALICE], idTokenTtlSeconds: ID_TOKEN_TTL_S, afterSignOut: '/' })
   gateway = await startSignInGateway({
     admin: { token: ADMIN_TOKEN },
     ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } }),
@@ -83,6 +85,8 @@ async function withRefreshesHeld(count: number, start: () => Promise<unknown>[],
     }
   } finally {
     slow.close()
+    // Every grant has been answered: the gateway's idle keep-alive connections are not waited out.
+    slow.closeAllConnections()
     await once(slow, 'close')
     await idp.restart(idp.keys)
   }
@@ -97,7 +101,7 @@ describe('a session that ends while its refresh is at the provider', { timeout: 
     const revokedId = sessionId(revoked.cookies(gateway.url).bouncer_session!)
     const signedOutValue = signedOut.cookies(gateway.url).bouncer_session!
     const signedInAt = Date.now()
-    await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID tokens to expire', 10_000)
+    await waitFor(() => Date.now() > signedInAt + ID_TOKEN_TTL_S * 1_000 + 500, 'the ID tokens to expire', 10_000)
 
     await withRefreshesHeld(
       2,
@@ -126,7 +130,7 @@ describe('a session that ends while its refresh is at the provider', { timeout: 
     await signIn(person, '/app/three')
     const value = person.cookies(gateway.url).bouncer_session!
     const signedInAt = Date.now()
-    await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+    await waitFor(() => Date.now() > signedInAt + ID_TOKEN_TTL_S * 1_000 + 500, 'the ID token to expire', 10_000)
 
     await withRefreshesHeld(
       1,
@@ -148,7 +152,7 @@ describe('a session that ends while its refresh is at the provider', { timeout: 
     await signIn(person, '/app/four')
     const before = idp.tokenRequests
     const signedInAt = Date.now()
-    await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+    await waitFor(() => Date.now() > signedInAt + ID_TOKEN_TTL_S * 1_000 + 500, 'the ID token to expire', 10_000)
     const refreshed = await person.request(`${gateway.url}/app/four`, { html: false })
     expect(refreshed.status, refreshed.body).toBe(200)
     expect(idp.tokenRequests).toBeGreaterThan(before)

@@ -34,6 +34,12 @@ const MB = 1024 * 1024
 let upstream: TestUpstream
 let dir: string
 const gateways: ServeProcess[] = []
+/**
+ * One gateway for the tests whose limits do not get in each other's way (send_timeout, and
+ * keep_alive_timeout, which runs only between requests): started by the first, stopped after all.
+ */
+const SHARED = { send_timeout: '3s', keep_alive_timeout: '1s' }
+let shared: Promise<{ gateway: ServeProcess; port: number }> | undefined
 const attackers = new Set<Socket>()
 /** The upstream's side of the /big download the stalled client asked for. */
 const big = { written: 0, cutAt: 0, finished: false }
@@ -55,6 +61,7 @@ afterEach(async () => {
 })
 
 afterAll(async () => {
+  await shared?.then(({ gateway }) => gateway.stop(), () => {})
   await upstream.close()
   await rm(dir, { recursive: true, force: true })
 })
@@ -107,6 +114,14 @@ async function startGateway(server: Record<string, unknown>): Promise<{ gateway:
   const gateway = await startServe(['--config', await writeConfig(server)])
   gateways.push(gateway)
   return { gateway, port: Number(new URL(gateway.url).port) }
+}
+
+function sharedGateway(): Promise<{ gateway: ServeProcess; port: number }> {
+  shared ??= writeConfig(SHARED).then(async (file) => {
+    const gateway = await startServe(['--config', file])
+    return { gateway, port: Number(new URL(gateway.url).port) }
+  })
+  return shared
 }
 
 /** The gateway process's open file descriptors: one per client connection, among others. */
@@ -291,7 +306,7 @@ describe('slow and many', () => {
   }, 50_000)
 
   it('a client that never reads a large response: the gateway buffers little, serves others, and cuts it at send_timeout', async () => {
-    const { port } = await startGateway({ send_timeout: '2s' })
+    const { port } = await sharedGateway() // send_timeout: 3s
     const [stalled] = (await openAttackers(port, 1, { read: false })) as [Attacker]
     stalled.socket.write('GET /big HTTP/1.1\r\nHost: gw\r\n\r\n')
     const heldBack = await settled(() => big.written) // the buffers between upstream and client are full
@@ -310,7 +325,7 @@ describe('slow and many', () => {
   }, 50_000)
 
   it('send_timeout counts progress: a reader pausing for less than it, and a response slow to start, are not cut', async () => {
-    const { port } = await startGateway({ send_timeout: '3s' })
+    const { port } = await sharedGateway() // send_timeout: 3s
     const quiet = timedGet(port, '/quiet', { timeoutMs: 15_000 }) // the upstream answers after 4 s
     const [reader] = (await openAttackers(port, 1, { read: false })) as [Attacker]
     let bytes = 0
@@ -355,7 +370,7 @@ describe('slow and many', () => {
   }, 50_000)
 
   it('idle keep-alive connections are closed after keep_alive_timeout', async () => {
-    const { port } = await startGateway({ keep_alive_timeout: '1s' })
+    const { port } = await sharedGateway() // keep_alive_timeout: 1s
     const clients = await openAttackers(port, 1_000)
     for (const client of clients) client.socket.write('GET /ping HTTP/1.1\r\nHost: gw\r\n\r\n')
     await waitFor(() => clients.every((c) => c.received.endsWith('"ok":true,"bytes":0}')), 'every client to be answered', 20_000)
