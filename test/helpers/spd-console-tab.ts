@@ -16,9 +16,11 @@ export interface ConsoleTab {
   context: BrowserContext
   page: Page
   /**
-   * Starts a test on the tab: `watch` attached, the tab on a blank document (signed in to
-   * `adminUrl` with `token` first when given: a tab's sign-in is per origin). `release`, in the
-   * test's finally: detaches `watch`, drops the test's request routes and leaves its document.
+   * Starts a test on the tab: `watch` attached, the tab on a blank document, or, with `signIn`, on
+   * the console of `adminUrl` freshly loaded and signed in with `token` (for a file whose tests each
+   * have a gateway: a tab's sign-in is per origin). `release`, in the test's finally: detaches
+   * `watch`, drops the test's request routes and other pages, signs out what `signIn` signed in,
+   * and leaves the test's document.
    */
   take(watch?: Watch, signIn?: { adminUrl: string; token: string }): Promise<{ page: Page; release(): Promise<void> }>
   close(): Promise<void>
@@ -36,16 +38,16 @@ export async function openConsoleTab(browser: Browser, options: PageOptions, sig
     page,
     async take(watch = [], signInHere) {
       for (const [event, handler] of watch) on(event, handler)
-      if (signInHere) {
-        await signInWithToken(page, signInHere.adminUrl, signInHere.token)
-        await page.goto('about:blank')
-      }
+      // From about:blank: the sign-in is the test's own fresh load of the console.
+      if (signInHere) await signInWithToken(page, signInHere.adminUrl, signInHere.token)
       return {
         page,
         async release() {
           for (const [event, handler] of watch) off(event, handler)
           await page.unrouteAll({ behavior: 'ignoreErrors' })
           for (const other of context.pages()) if (other !== page) await other.close()
+          // A test that signed in itself leaves the tab signed out, as a fresh one is, for the next to sign in.
+          if (signInHere) await page.evaluate('sessionStorage.clear()').catch(() => {})
           await page.goto('about:blank')
         },
       }
