@@ -2,13 +2,14 @@
 // Debian's chromium against a real gateway and SQLite audit log. What a screen reader hears is read
 // from chromium's own accessibility tree (the DevTools protocol's Accessibility domain), not guessed
 // from the markup: a control's name, where it came from, its pressed state.
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
+import { closeAll, launchChromium, showPage, waitForAuditRecords } from '../helpers/browser.ts'
 import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { openConsoleTab, type ConsoleTab } from '../helpers/spd-console-tab.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 const ADMIN_TOKEN = 'console-a11y-admin-token-0123456789'
@@ -17,6 +18,7 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
+let tab: ConsoleTab
 const errors: string[] = []
 
 beforeAll(async () => {
@@ -47,15 +49,14 @@ beforeAll(async () => {
   expect(statuses).toEqual([200, 200, 200, 401, 401])
   await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, statuses.length)
   browser = await launchChromium()
+  tab = await openConsoleTab(browser, { viewport: { width: 1280, height: 800 } }, { adminUrl: gateway.adminUrl, token: ADMIN_TOKEN })
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp))
+afterAll(() => closeAll(tab, browser, gateway, upstream, idp))
 
-async function openConsole(name: string): Promise<{ context: BrowserContext; page: Page }> {
-  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-  collectPageErrors(page, errors, `${name}: `)
-  await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
-  return { context, page }
+/** The file's one signed-in tab (spd-console-tab.ts), on a document of this test's own; its errors collected under `name`. */
+function openConsole(name: string): Promise<{ page: Page; release(): Promise<void> }> {
+  return tab.take([['pageerror', (err: Error) => errors.push(`${name}: ${err.message}`)]])
 }
 
 const show = (page: Page, route: string) => showPage(page, gateway.adminUrl, route)
@@ -101,7 +102,7 @@ async function unnamedControls(page: Page): Promise<string[]> {
 // (nine pages, the reload, sign out) on each page before reaching it.
 describe('a keyboard user skips the header', () => {
   it('the first Tab reaches "Skip to content", shown when focused; Enter moves focus to the page and leaves the route as it was', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('skip')
+    const { page, release } = await openConsole('skip')
     try {
       await show(page, 'denials')
       await page.keyboard.press('Tab')
@@ -116,14 +117,14 @@ describe('a keyboard user skips the header', () => {
       await page.keyboard.press('Tab') // the page's own first control, not the header's
       expect(await page.evaluate('document.activeElement?.closest("header") ?? null')).toBeNull()
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('every control has a name a screen reader can say', () => {
   it('on each page, the simulator in both modes, and the overview with its chips', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('names')
+    const { page, release } = await openConsole('names')
     try {
       const found: Record<string, string[]> = {}
       for (const route of ['overview?route=open&principal=someone&from=2026-01-01T00:00:00.000Z&to=2026-01-01T01:00:00.000Z', 'requests', 'denials?code=missing_token', 'audit', 'catalog', 'simulator']) {
@@ -135,7 +136,7 @@ describe('every control has a name a screen reader can say', () => {
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((k) => [k, []])))
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -152,7 +153,7 @@ async function rangeStates(page: Page): Promise<Record<string, unknown>> {
 
 describe('the range shown is told by more than its colour', () => {
   it('each range button says whether it is pressed, on the Overview and the Denials page', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('ranges')
+    const { page, release } = await openConsole('ranges')
     try {
       await show(page, 'overview?since=6h')
       expect(await rangeStates(page)).toEqual({ '15m': 'false', '1h': 'false', '6h': 'true', '24h': 'false', '7d': 'false', '30d': 'false' })
@@ -163,14 +164,14 @@ describe('the range shown is told by more than its colour', () => {
       expect(await rangeStates(page)).toEqual({ '15m': 'false', '1h': 'false', '6h': 'false', '24h': 'true', '7d': 'false', '30d': 'false' })
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('the Overview\'s charts have a text alternative', () => {
   it('each chart opens, by keyboard, into a table of its numbers that match the audit log', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('charts')
+    const { page, release } = await openConsole('charts')
     try {
       await show(page, 'overview?since=15m')
       const traffic = page.getByRole('figure', { name: 'Requests by outcome' })
@@ -194,14 +195,14 @@ describe('the Overview\'s charts have a text alternative', () => {
       expect(await latency.getByRole('row', { name: /Time/ }).count()).toBe(0)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('a request\'s trace opens from the keyboard as from the mouse', () => {
   it('each row has a button a screen reader announces, which Space and Enter open, saying it is expanded', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('rows')
+    const { page, release } = await openConsole('rows')
     try {
       await show(page, 'requests?status=401')
       const open = page.getByRole('button', { name: 'GET /closed' }).first()
@@ -219,7 +220,7 @@ describe('a request\'s trace opens from the keyboard as from the mouse', () => {
       expect(await page.locator('[data-testid=row][tabindex]').count()).toBe(0)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -229,7 +230,7 @@ const announced = (page: Page, selector: string) => page.locator(selector).evalu
 
 describe('results that arrive later are announced', () => {
   it('the simulator\'s explanation, the chain\'s verification, a reload\'s and an export\'s outcome are in live regions there before them', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('live')
+    const { page, release } = await openConsole('live')
     try {
       await show(page, 'simulator')
       const region = await page.locator('[data-testid=explain-result]').evaluate((el) => el.getAttribute('aria-live') ?? el.getAttribute('role'))
@@ -252,14 +253,14 @@ describe('results that arrive later are announced', () => {
       expect(await announced(page, '[data-testid=verification]')).toBe(true)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('a page is found by its headings and its title', () => {
   it('each page has one level-1 heading and a tab title naming it, and a panel\'s heading is its title, not its buttons', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('headings')
+    const { page, release } = await openConsole('headings')
     try {
       const seen: Record<string, { title: string; h1: string[]; h2: string[] }> = {}
       for (const route of ['overview', 'requests', 'audit']) {
@@ -274,14 +275,14 @@ describe('a page is found by its headings and its title', () => {
       })
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('the routes × roles matrix says denied, not only strikes it through', () => {
   it('a method denied outright is read as denied, and each row is headed by its route', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('matrix')
+    const { page, release } = await openConsole('matrix')
     try {
       await show(page, 'catalog')
       const matrix = page.getByTestId('matrix')
@@ -294,7 +295,7 @@ describe('the routes × roles matrix says denied, not only strikes it through', 
       expect(await said('items')).toEqual(['upstream api', 'GET'])
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -327,7 +328,7 @@ const LOW_CONTRAST = `(() => {
 
 describe('text is readable against its background', () => {
   it('every text on each page meets WCAG AA contrast', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('contrast')
+    const { page, release } = await openConsole('contrast')
     try {
       const found: Record<string, string[]> = {}
       for (const route of ['overview?since=15m', 'requests', 'denials', 'simulator', 'audit', 'catalog']) {
@@ -337,14 +338,14 @@ describe('text is readable against its background', () => {
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((k) => [k, []])))
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('zooming into a time range works without a mouse', () => {
   it('a bucket of a chart\'s table zooms the Overview to it, as dragging across the chart does', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('zoom')
+    const { page, release } = await openConsole('zoom')
     try {
       await show(page, 'overview?since=15m')
       const traffic = page.getByRole('figure', { name: 'Requests by outcome' })
@@ -361,14 +362,14 @@ describe('zooming into a time range works without a mouse', () => {
       await page.getByRole('button', { name: 'Clear the selected range' }).waitFor()
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('every table column has a header a screen reader can say', () => {
   it('the Denials table\'s column of Simulate buttons is named', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('headers')
+    const { page, release } = await openConsole('headers')
     try {
       await show(page, 'denials')
       await page.getByRole('button', { name: 'Simulate' }).first().waitFor()
@@ -377,14 +378,14 @@ describe('every table column has a header a screen reader can say', () => {
       expect(unnamed).toHaveLength(0)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('closing a trace puts the keyboard back where it was', () => {
   it('focus returns to the request\'s button, not to the top of the page', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('focus')
+    const { page, release } = await openConsole('focus')
     try {
       await show(page, 'requests?status=401')
       const open = page.getByRole('button', { name: 'GET /closed' }).first()
@@ -397,21 +398,21 @@ describe('closing a trace puts the keyboard back where it was', () => {
       expect(await open.evaluate((el) => el === (el.ownerDocument as unknown as { activeElement: unknown }).activeElement)).toBe(true)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('a request\'s outcome is told by more than its colour', () => {
   it('the Requests table\'s status says allow, deny or error in words, not only by the tag\'s colour', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('outcome')
+    const { page, release } = await openConsole('outcome')
     try {
       await show(page, 'requests')
       const statuses = await page.locator('[data-testid=row] td:nth-child(2)').evaluateAll((cells) => cells.map((c) => (c as { textContent: string }).textContent))
       expect(new Set(statuses)).toEqual(new Set(['200 allow', '401 deny']))
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })

@@ -127,7 +127,14 @@ beforeAll(async () => {
   await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, statuses.length)
 }, 120_000)
 
-afterAll(() => closeAll(gateway, upstream, idpA, idpB, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(browser, gateway, upstream, idpA, idpB, () => rm(dir, { recursive: true, force: true })))
+
+/** One chromium for the file's two browser tests, launched by the first of them that runs. */
+let browser: Browser | undefined
+async function theBrowser(): Promise<Browser> {
+  browser ??= await launchChromium()
+  return browser
+}
 
 describe('the decision trace of a recorded request', () => {
   it('puts the recorded decision first, and flags an explanation that a claim the record does not keep turns around', async () => {
@@ -201,11 +208,8 @@ describe('the Denials page', () => {
 })
 
 describe('the console in a browser', () => {
-  let browser: Browser | undefined
-  afterAll(() => closeAll(browser))
-
   it('shows the disagreement and why beside the trace and the denial', { timeout: 120_000 }, async () => {
-    browser = await launchChromium()
+    const browser = await theBrowser()
     const errors: string[] = []
     const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
     collectPageErrors(page, errors)
@@ -367,10 +371,10 @@ describe('a tool call refused or held at the MCP endpoint', () => {
   })
 
   it('shows the refused tool call decided again on its request\'s page in the browser', { timeout: 120_000 }, async () => {
-    const browser = await launchChromium()
+    const browser = await theBrowser()
     const errors: string[] = []
+    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
     try {
-      const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
       collectPageErrors(page, errors)
       await signInWithToken(page, setup.gateway.adminUrl, MCP_ADMIN_TOKEN)
       await showPage(page, setup.gateway.adminUrl, 'requests?route=mcp:list_customers')
@@ -396,9 +400,8 @@ describe('a tool call refused or held at the MCP endpoint', () => {
       expect(await simulated.locator('[data-testid=tool]').innerText()).toMatch(/list_customers route tool of sales\.customers/)
       expect(await simulated.locator('[data-testid=decision]').innerText()).toMatch(/^DENY 403 policy_denied — No statement allows GET on route "sales\.customers" for role agent/)
       expect(errors).toEqual([])
-      await context.close()
     } finally {
-      await browser.close()
+      await context.close()
     }
   })
 })

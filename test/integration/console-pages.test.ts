@@ -1,21 +1,29 @@
 // The console's pages against a gateway with some traffic audited (helpers/console-gateway.ts's
 // startConsoleGateway), each case a fault a probe found (what it saw is the comment above its
-// describe block). One real chromium for the file; each case has a gateway and SQLite log of its own,
+// describe block). One real chromium and one tab for the file (each case signs in afresh); each case has a gateway and SQLite log of its own,
 // so the records it counts are its own.
 import type { Browser, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
+import { closeAll, launchChromium, showPage, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { startConsoleGateway, type ConsoleGateway } from '../helpers/console-gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
+import { openConsoleTab, type ConsoleTab } from '../helpers/spd-console-tab.ts'
 
 let browser: Browser
+let tab: ConsoleTab
 
 beforeAll(async () => {
   browser = await launchChromium()
+  tab = await openConsoleTab(browser, { viewport: { width: 1280, height: 800 } })
 }, 120_000)
 
-afterAll(() => closeAll(browser))
+afterAll(() => closeAll(tab, browser))
+
+/** The file's one tab (spd-console-tab.ts), freshly signed in to `gateway`'s console for this test; its page errors in `errors`. */
+function openConsole(gateway: TestGateway, token: string, errors: string[]): ReturnType<ConsoleTab['take']> {
+  return tab.take([['pageerror', (err: Error) => errors.push(err.message)]], { adminUrl: gateway.adminUrl, token })
+}
 
 /** startConsoleGateway(adminToken, traffic) before a describe block's cases (its gateway handed to `use`), closed after them. */
 function consoleGatewayPerBlock(adminToken: string, traffic: readonly string[], use: (gateway: TestGateway) => void): void {
@@ -54,10 +62,9 @@ describe('a page\'s previous answer while the next is coming', () => {
   }
 
   it('the Overview does not pass the previous range\'s numbers off as the new range\'s while it is asked', { timeout: 120_000 }, async () => {
-    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-    const errors = collectPageErrors(page)
+    const errors: string[] = []
+    const { page, release } = await openConsole(gateway, ADMIN_TOKEN, errors)
     try {
-      await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
       await showPage(page, gateway.adminUrl, 'overview?since=1h')
       const hold = await holdNext(page, /\/api\/overview\?since=15m/)
       await page.getByRole('button', { name: '15m' }).click()
@@ -70,15 +77,14 @@ describe('a page\'s previous answer while the next is coming', () => {
       expect(await page.locator('.totals small').innerText()).toMatch(/10s buckets/)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('the Requests page does not pass the previous search\'s rows off as the new search\'s while it is asked', { timeout: 120_000 }, async () => {
-    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-    const errors = collectPageErrors(page)
+    const errors: string[] = []
+    const { page, release } = await openConsole(gateway, ADMIN_TOKEN, errors)
     try {
-      await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
       await showPage(page, gateway.adminUrl, 'requests?status=200')
       const hold = await holdNext(page, /\/api\/audit\/page\?.*status=401/)
       await page.fill('input[name=status]', '401')
@@ -91,15 +97,14 @@ describe('a page\'s previous answer while the next is coming', () => {
       expect((await page.locator('[data-testid=row] td:nth-child(2)').allInnerTexts()).map((s) => s.split('\n')[0])).toEqual(['401', '401'])
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('the Audit and Denials pages do not pass the previous answer off as the new one while it is asked', { timeout: 120_000 }, async () => {
-    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-    const errors = collectPageErrors(page)
+    const errors: string[] = []
+    const { page, release } = await openConsole(gateway, ADMIN_TOKEN, errors)
     try {
-      await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
       await showPage(page, gateway.adminUrl, 'audit?status=200')
       let hold = await holdNext(page, /\/api\/audit\/page\?.*status=401/)
       await page.fill('.audit input[name=status]', '401')
@@ -120,7 +125,7 @@ describe('a page\'s previous answer while the next is coming', () => {
       await page.waitForSelector('.denials[data-ready=true]')
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -135,10 +140,9 @@ describe('a trace opened on the Requests page', () => {
   consoleGatewayPerBlock(ADMIN_TOKEN, ['/open', '/closed'], (started) => (gateway = started))
 
   it('an open trace is in the address: a link opens it, a reload keeps it, back closes it', { timeout: 120_000 }, async () => {
-    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-    const errors = collectPageErrors(page)
+    const errors: string[] = []
+    const { page, release } = await openConsole(gateway, ADMIN_TOKEN, errors)
     try {
-      await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
       await showPage(page, gateway.adminUrl, 'requests?status=401')
       await page.getByRole('button', { name: 'GET /closed' }).click()
       const trace = page.locator('[data-testid=trace]')
@@ -151,7 +155,7 @@ describe('a trace opened on the Requests page', () => {
       expect(await page.locator('.panel h2', { hasText: 'Trace of' }).innerText()).toBe('Trace of GET /closed')
 
       // The link, sent to a colleague: it opens at the sign-in, then on the trace.
-      const other = await context.newPage()
+      const other = await page.context().newPage()
       await other.goto(link)
       await submitToken(other, ADMIN_TOKEN)
       await expect.poll(() => other.locator('[data-testid=trace]').innerText()).toMatch(/401 deny/)
@@ -162,7 +166,7 @@ describe('a trace opened on the Requests page', () => {
       expect(new URL(page.url()).hash).toBe('#/requests?status=401')
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -184,10 +188,9 @@ describe('the Audit page\'s search', () => {
   }
 
   it('a search on the Audit page is in the address: a link opens it, a reload keeps it, back and forward step through searches', { timeout: 120_000 }, async () => {
-    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-    const errors = collectPageErrors(page)
+    const errors: string[] = []
+    const { page, release } = await openConsole(gateway, ADMIN_TOKEN, errors)
     try {
-      await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
       await showPage(page, gateway.adminUrl, 'audit?since=1h&status=401')
       expect(await statuses(page, 2)).toEqual(['401', '401'])
       expect(await page.inputValue('.audit input[name=status]')).toBe('401')
@@ -205,7 +208,7 @@ describe('the Audit page\'s search', () => {
       expect(await page.inputValue('.audit input[name=status]')).toBe('401')
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -231,15 +234,14 @@ describe('Search with the form unchanged', () => {
   }
 
   it('Search with the form unchanged on a page opened without filters asks again and shows the records written since', { timeout: 120_000 }, async () => {
-    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
-    const errors = collectPageErrors(page)
+    const errors: string[] = []
+    const { page, release } = await openConsole(gateway, ADMIN_TOKEN, errors)
     try {
-      await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
       await searchAgainShowsNewRecords(page, 'Requests', '[data-testid=row]', 1)
       await searchAgainShowsNewRecords(page, 'Audit', '.audit table.rows tbody tr', 2)
       expect(errors).toEqual([])
     } finally {
-      await context.close()
+      await release()
     }
   })
 })

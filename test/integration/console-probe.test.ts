@@ -3,7 +3,7 @@
 // recorded values must not widen the page, a token refused before any identity existed must be
 // explained by its recorded reason, a failed search must not leave stale rows, and the small texts
 // (pager, decision line, a failed connection's trace) must read right.
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
@@ -11,6 +11,7 @@ import { closedPort } from '../helpers/faults.ts'
 import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { openConsoleTab, type ConsoleTab } from '../helpers/spd-console-tab.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -23,6 +24,7 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
+let tab: ConsoleTab
 const errors: string[] = []
 
 async function get(path: string, token?: string): Promise<number> {
@@ -58,12 +60,19 @@ beforeAll(async () => {
   expect(statuses).toEqual([200, 403, 401, 401, 502])
   await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, statuses.length)
   browser = await launchChromium()
+  tab = await openConsoleTab(browser, { viewport: { width: 1280, height: 800 } }, { adminUrl: gateway.adminUrl, token: ADMIN_TOKEN })
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp))
+afterAll(() => closeAll(tab, browser, gateway, upstream, idp))
 
-async function openConsole(name: string, timezoneId?: string): Promise<{ context: BrowserContext; page: Page }> {
-  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 }, ...(timezoneId ? { timezoneId } : {}) })
+/** The file's one signed-in tab (spd-console-tab.ts), on a document of this test's own; its errors collected under `name`. */
+function openConsole(name: string): Promise<{ page: Page; release(): Promise<void> }> {
+  return tab.take([['pageerror', (err: Error) => errors.push(`${name}: ${err.message}`)]])
+}
+
+/** A context of its own in another time zone, signed in. */
+async function openConsoleIn(name: string, timezoneId: string): Promise<{ context: BrowserContext; page: Page }> {
+  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 }, timezoneId })
   collectPageErrors(page, errors, `${name}: `)
   await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
   return { context, page }
@@ -76,7 +85,7 @@ const overflow = (page: Page) => page.evaluate<number>('document.documentElement
 
 describe('the console with kilobytes-long recorded values', () => {
   it('never grows wider than the window, on any page that shows them', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('long values')
+    const { page, release } = await openConsole('long values')
     try {
       await show(page, 'overview')
       await page.locator('.grid3', { hasText: LONG_SUBJECT.slice(0, 40) }).waitFor()
@@ -98,14 +107,14 @@ describe('the console with kilobytes-long recorded values', () => {
       await page.locator('table.rows tbody tr', { hasText: LONG_SUBJECT.slice(0, 40) }).waitFor()
       expect(await overflow(page), 'audit').toBeLessThanOrEqual(0)
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('a denial whose token was rejected before an identity existed', () => {
   it('is explained by its recorded reason in the trace and on the denials page, and simulated without made-up claims', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('rejected token')
+    const { page, release } = await openConsole('rejected token')
     try {
       await show(page, 'requests?status=401')
       await page.locator('[data-testid=row]', { hasText: 'token_expired' }).click()
@@ -122,14 +131,14 @@ describe('a denial whose token was rejected before an identity existed', () => {
       expect(await page.inputValue('textarea[name=claims]')).toBe('')
       expect(await page.locator('[data-testid=no-claims]').innerText()).toMatch(/no verified identity \(token_expired\)/)
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('the charts', () => {
   it('tell time in UTC, as the rest of the console does, in a browser in another time zone', { timeout: 60_000 }, async () => {
-    const { context, page } = await openConsole('charts', 'America/New_York')
+    const { context, page } = await openConsoleIn('charts', 'America/New_York')
     try {
       await show(page, 'overview')
       // The latency chart's legend names the time under the cursor, formatted as its axis is.
@@ -151,7 +160,7 @@ describe('the charts', () => {
 
 describe('a search that fails', () => {
   it('clears the previous results and says why; since after until is refused, not "No records match."', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('failed search')
+    const { page, release } = await openConsole('failed search')
     try {
       for (const name of ['requests', 'audit']) {
         await show(page, name)
@@ -168,14 +177,14 @@ describe('a search that fails', () => {
         expect(await page.locator('.empty').count(), name).toBe(0)
       }
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
 
 describe('the small texts', () => {
   it('a decision line says its status and code once; a failed connection\'s trace says there was no answer', { timeout: 60_000 }, async () => {
-    const { context, page } = await openConsole('small texts')
+    const { page, release } = await openConsole('small texts')
     try {
       await show(page, 'requests?status=401')
       await page.locator('[data-testid=row]', { hasText: 'missing_token' }).click()
@@ -190,12 +199,12 @@ describe('the small texts', () => {
       await expect.poll(() => trace.innerText()).toMatch(/ms in all; upstream dead-api gave no answer/)
       expect(await trace.innerText()).not.toMatch(/answered – in – ms/)
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('an empty page of requests reads "none", not "1–0"; the Audit search says when more records match than it shows', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('pager')
+    const { page, release } = await openConsole('pager')
     try {
       await show(page, 'requests?route=no.such.route')
       await page.locator('.empty').waitFor()
@@ -209,7 +218,7 @@ describe('the small texts', () => {
       await expect.poll(() => page.locator('table.rows tbody tr').count()).toBe(100)
       expect(await page.locator('.panel', { hasText: 'Search' }).innerText()).toMatch(/The newest 100 shown; more match/)
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -223,7 +232,7 @@ describe('paging the requests while traffic arrives', () => {
       return ((await res.body.json()) as { records: Array<{ path: string }> }).records.filter((r) => r.path.startsWith(pattern)).length
     }
     await waitFor(async () => (await count('/sales/daily/page-')) === 60, 'the records in the audit log', 20_000)
-    const { context, page } = await openConsole('keyset paging')
+    const { page, release } = await openConsole('keyset paging')
     try {
       await show(page, 'requests?route=sales.daily&since=15m')
       const requestsShown = () => page.locator('[data-testid=row] td:nth-child(3)').allInnerTexts()
@@ -244,7 +253,7 @@ describe('paging the requests while traffic arrives', () => {
       await expect.poll(() => page.locator('[data-testid=shown]').innerText()).toBe('1–50')
       await expect.poll(async () => (await requestsShown())[0]).toBe('GET /sales/daily/late-4')
     } finally {
-      await context.close()
+      await release()
     }
   })
 })
@@ -283,7 +292,7 @@ describe('the overview left open', () => {
 
 describe('filters in the URL', () => {
   it('the overview keeps its range and chips through reload and back; its denial reasons open Denials at that range, filtered by the code', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('filters in the URL')
+    const { page, release } = await openConsole('filters in the URL')
     try {
       await show(page, 'overview')
       await page.click('.ranges button:text("6h")')
@@ -310,15 +319,16 @@ describe('filters in the URL', () => {
       await page.locator('[data-testid=filter] button').click()
       await expect.poll(async () => (await page.locator('[data-testid=denial] td:first-child').allInnerTexts()).some((c) => c.endsWith('missing_token'))).toBe(true)
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('the Requests search lives in the URL: a deep link\'s since is used, a search survives a reload', { timeout: 120_000 }, async () => {
-    const { context, page } = await openConsole('requests in the URL')
+    const { page, release } = await openConsole('requests in the URL')
+    const asked: string[] = []
+    const onRequest = (r: Request) => r.url().includes('/api/audit/page') && asked.push(decodeURIComponent(r.url()))
+    page.on('request', onRequest)
     try {
-      const asked: string[] = []
-      page.on('request', (r) => r.url().includes('/api/audit/page') && asked.push(decodeURIComponent(r.url())))
       await show(page, 'requests?since=10m')
       expect(await page.inputValue('input[name=since]')).toBe('10m')
       expect(asked.at(-1)).toContain('since=10m')
@@ -331,7 +341,8 @@ describe('filters in the URL', () => {
       expect(await page.inputValue('input[name=since]')).toBe('10m')
       for (const status of await page.locator('[data-testid=row] td:nth-child(2)').allInnerTexts()) expect(status.split('\n')[0]).toBe('502') // then the decision, for a screen reader
     } finally {
-      await context.close()
+      page.off('request', onRequest)
+      await release()
     }
   })
 })

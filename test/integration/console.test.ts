@@ -5,7 +5,7 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, ConsoleMessage, Page, Request } from 'playwright-core'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +13,7 @@ import { closeAll, collectPageErrors, launchChromium, openPage, SCREENSHOTS, sho
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { openConsoleTab, type ConsoleTab, type Watch } from '../helpers/spd-console-tab.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -24,6 +25,7 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
+let tab: ConsoleTab
 let config: Record<string, unknown>
 let dir: string
 const errors: string[] = []
@@ -92,17 +94,26 @@ async function traffic(looker: string, agent: string): Promise<number> {
   return sent
 }
 
+const PAGE_OPTIONS = { viewport: { width: 1400, height: 900 }, acceptDownloads: true, timeout: UI_TIMEOUT }
+
+/** Beyond exceptions: Chromium's own console errors (a CSP violation) and failed requests, each under `name`. */
+function watchErrors(name: string): Watch {
+  return [
+    ['console', (msg: ConsoleMessage) => msg.type() === 'error' && errors.push(`${name}: ${msg.text()}`)],
+    ['pageerror', (err: Error) => errors.push(`${name}: ${err.message}`)],
+    ['requestfailed', (req: Request) => errors.push(`${name}: ${req.url()} failed: ${req.failure()?.errorText}`)],
+  ]
+}
+
 async function openConsole(token: string, name: string): Promise<{ context: BrowserContext; page: Page }> {
-  const { context, page } = await openPage(browser, { viewport: { width: 1400, height: 900 }, acceptDownloads: true, timeout: UI_TIMEOUT })
-  // Beyond exceptions: Chromium's own console errors (a CSP violation) and failed requests.
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`${name}: ${msg.text()}`)
-  })
-  collectPageErrors(page, errors, `${name}: `)
-  page.on('requestfailed', (req) => errors.push(`${name}: ${req.url()} failed: ${req.failure()?.errorText}`))
+  const { context, page } = await openPage(browser, PAGE_OPTIONS)
+  for (const [event, handler] of watchErrors(name)) page.on(event as 'console', handler as () => void)
   await signInWithToken(page, gateway.adminUrl, token)
   return { context, page }
 }
+
+/** The file's one tab signed in with the admin token (spd-console-tab.ts), on a document of this test's own. */
+const openAdminConsole = (name: string) => tab.take(watchErrors(name))
 
 const show = (page: Page, name: string, ready?: string) => showPage(page, gateway.adminUrl, name, ready)
 
@@ -125,9 +136,10 @@ beforeAll(async () => {
   sent = await traffic(looker, agent)
   await waitFor(async () => (await adminJson<{ totals: { requests: number } }>('overview?since=15m')).body.totals.requests >= sent, 'every request in the audit log', 20_000)
   browser = await launchChromium()
+  tab = await openConsoleTab(browser, PAGE_OPTIONS, { adminUrl: gateway.adminUrl, token: ADMIN_TOKEN })
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(tab, browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 describe('the console', () => {
   it('is served at / with a strict Content-Security-Policy, and its data needs the token', async () => {
@@ -144,7 +156,7 @@ describe('the console', () => {
   })
 
   it('overview: requests by outcome and latency charts, top routes, principals and denial reasons, from the audit log', async () => {
-    const { context, page } = await openConsole(ADMIN_TOKEN, 'admin')
+    const { page, release } = await openAdminConsole('admin')
     try {
       await show(page, 'overview')
       expect(await page.locator('.chart canvas').count()).toBeGreaterThanOrEqual(2)
@@ -171,12 +183,12 @@ describe('the console', () => {
         return (await page.locator('.chip:has-text("–")').count()) > 0
       }, { timeout: 15_000 }).toBe(true)
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('requests: a denied request\'s trace shows the statement that denied it, its timing and a link to the trace', async () => {
-    const { context, page } = await openConsole(ADMIN_TOKEN, 'admin')
+    const { page, release } = await openAdminConsole('admin')
     try {
       await show(page, 'requests?route=sales.customers')
       await page.locator('[data-testid=row]').first().click()
@@ -193,12 +205,12 @@ describe('the console', () => {
       await page.locator('[data-testid=row]').first().click()
       await expect.poll(() => page.locator('[data-testid=trace]').innerText()).toMatch(/upstream sales-api answered 200 in [\d.]+ ms/)
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('denials: grouped by code × route × principal with the why; simulate opens the simulator, which agrees with bouncer explain', async () => {
-    const { context, page } = await openConsole(ADMIN_TOKEN, 'admin')
+    const { page, release } = await openAdminConsole('admin')
     try {
       await show(page, 'denials')
       const group = page.locator('[data-testid=denial]', { hasText: 'sales.customers' })
@@ -228,12 +240,12 @@ describe('the console', () => {
       expect(await page.locator('pre.claims').innerText()).toContain('"sub": "looker-reports"')
       expect(await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }))).not.toContain(looker.slice(0, 40))
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('replay: a stricter draft lists the recorded requests it would now deny', async () => {
-    const { context, page } = await openConsole(ADMIN_TOKEN, 'admin')
+    const { page, release } = await openAdminConsole('admin')
     try {
       await show(page, 'simulator')
       const stricter = structuredClone(config) as { policies: Array<{ name: string; statements: Array<{ sid: string }> }> }
@@ -248,12 +260,12 @@ describe('the console', () => {
       for (const change of changes) expect(change).toMatch(/GET \/sales\/daily\/(eu|us)\s+looker-reports\s+3\s+allow\s+AllowSalesReads\s+deny policy_denied/)
       await shot(page, 'replay')
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('audit: search, export of the filtered rows, the chain\'s state and verify', async () => {
-    const { context, page } = await openConsole(ADMIN_TOKEN, 'admin')
+    const { page, release } = await openAdminConsole('admin')
     try {
       await show(page, 'audit')
       await page.selectOption('select[name=decision]', 'deny')
@@ -279,12 +291,12 @@ describe('the console', () => {
       expect(await page.locator('.panel').first().innerText()).toMatch(/records, head/)
       await shot(page, 'audit')
     } finally {
-      await context.close()
+      await release()
     }
   })
 
   it('catalog: routes × roles, the issuer\'s keys, limits and secrets, and no approvals', async () => {
-    const { context, page } = await openConsole(ADMIN_TOKEN, 'admin')
+    const { page, release } = await openAdminConsole('admin')
     try {
       await show(page, 'catalog')
       const matrix = page.locator('[data-testid=matrix]')
@@ -298,7 +310,7 @@ describe('the console', () => {
       expect(await page.locator('.panel', { hasText: 'Pending approvals' }).innerText()).toMatch(/No approvals on this gateway|Nothing waits/)
       await shot(page, 'catalog')
     } finally {
-      await context.close()
+      await release()
     }
   })
 
