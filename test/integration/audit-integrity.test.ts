@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { closeSync, constants, existsSync, openSync } from 'node:fs'
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -205,8 +205,9 @@ describe('a chain head that cannot be read', () => {
   ])('SQLite, last record %s: a new chain starts with a chain_restarted record, and verify reports both', async (_kind, damage, why) => {
     const own = await mkdtemp(join(dir, 'head-sqlite-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
-    await run(audit, ['/a', '/b', '/c'])
+    const audit = sqliteAudit(own)
+    // A gateway run of /a, /b and /c: one for both kinds of damage, each on its own copy.
+    await copyOfRun('three', own, (from) => run(sqliteAudit(from), ['/a', '/b', '/c']))
     const old = sqliteRows(db)[0]?.chain as string
     sqliteExec(db, damage)
 
@@ -295,6 +296,36 @@ async function twentyRecords(audit: Record<string, unknown>, extra: Record<strin
   }
 }
 
+/** The audit section of the tests that start from a copy of the shared runs below: a SQLite log in `own`. */
+const sqliteAudit = (own: string, checkpointInterval?: string) => ({
+  sinks: [{ type: 'sqlite', path: join(own, 'audit.db') }], spill_dir: join(own, 'spill'), flush_interval: '10ms',
+  ...(checkpointInterval === undefined ? {} : { checkpoint_interval: checkpointInterval }),
+})
+
+/**
+ * A gateway run's log (audit.db, its checkpoint file and key, spill/chain.json), made once for the
+ * file and copied into each test's own directory, which then damages its copy alone: the tests that
+ * start from the same log need not each start a gateway and wait for its checkpoint. The log holds
+ * no path of its own (the config names them), so a copy is that log at its new place.
+ */
+const shared = new Map<string, Promise<{ from: string; value: unknown }>>()
+async function copyOfRun<T>(name: string, own: string, make: (from: string) => Promise<T>): Promise<T> {
+  let made = shared.get(name)
+  if (made === undefined) {
+    made = (async () => {
+      const from = await mkdtemp(join(dir, `shared-${name}-`))
+      return { from, value: await make(from) }
+    })()
+    shared.set(name, made)
+  }
+  const { from, value } = await made
+  await cp(from, own, { recursive: true })
+  return value as T
+}
+
+/** twentyRecords on sqliteAudit(own, '200ms'), as a copy of the file's one run. */
+const twentyRecordsIn = (own: string) => copyOfRun('twenty', own, (from) => twentyRecords(sqliteAudit(from, '200ms')))
+
 const truncated = (chain: string, head: Head) =>
   `audit log truncated: 3 records missing after record 17 of chain ${chain}: the log ends at count 17 but the checkpoint at ${head.checkpoint?.time} says 20`
 
@@ -302,8 +333,8 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
   it('SQLite: the three newest records deleted are named, from the checkpoint file or the table; a forged checkpoint is named', async () => {
     const own = await mkdtemp(join(dir, 'truncate-sqlite-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    const head = await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    const head = await twentyRecordsIn(own)
     const config = await cliConfig(own, audit)
     expect(await runCli(['audit', 'verify', '--config', config])).toMatchObject({
       code: 0, stdout: 'ok: 20 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n',
@@ -337,8 +368,8 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
   ])('SQLite, %s while the gateway was stopped: the next start does not write over the gap, and verify still names it', async (_kind, stateToo) => {
     const own = await mkdtemp(join(dir, 'truncate-restart-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    const head = await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    const head = await twentyRecordsIn(own)
     if (stateToo) {
       const reader = new DatabaseSync(db, { readOnly: true })
       const at17 = reader.prepare('SELECT id, hash FROM audit_records WHERE seq = 17').get() as { id: string; hash: string }
@@ -363,8 +394,8 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
   it('SQLite: a chain deleted whole, its row in audit_chains and its table checkpoint too, is named from the checkpoint file', async () => {
     const own = await mkdtemp(join(dir, 'truncate-whole-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    const head = await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    const head = await twentyRecordsIn(own)
     sqliteExec(db, 'DELETE FROM audit_records; DELETE FROM audit_head_checkpoints; DELETE FROM audit_chains')
     const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
@@ -374,8 +405,8 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
   it('SQLite: the log file deleted is every checkpointed record missing, not "no audit log yet"', async () => {
     const own = await mkdtemp(join(dir, 'truncate-file-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    const head = await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    const head = await twentyRecordsIn(own)
     for (const file of [db, `${db}-wal`, `${db}-shm`]) await rm(file, { force: true })
     const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
@@ -475,8 +506,8 @@ describe('verify where the checkpoint key is not', () => {
   it('SQLite, the key file gone: verify passes naming the chain it could not anchor; --strict fails', async () => {
     const own = await mkdtemp(join(dir, 'no-key-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    const head = await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    const head = await twentyRecordsIn(own)
     const config = await cliConfig(own, audit)
     await rm(`${db}.checkpoints.key`)
     const checkpoints = (await readFile(`${db}.checkpoints`, 'utf8')).trim().split('\n').length + 1 // the file's, and the table's latest
@@ -510,8 +541,8 @@ describe('the log read by an auditor who may read it but not write its folder', 
     onTestFinished(() => rm(own, { recursive: true, force: true }))
     await chmod(own, 0o755) // mkdtemp's 700 would hide everything from nobody
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    const head = await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    const head = await twentyRecordsIn(own)
     const config = await cliConfig(own, audit)
     for (const file of [db, `${db}.checkpoints`, config]) await chmod(file, 0o644)
     expect([`${db}-wal`, `${db}-shm`].filter((file) => existsSync(file))).toEqual([]) // the gateway stopped: checkpointed, removed
@@ -623,8 +654,8 @@ describe('verify --strict: a chain no gateway signed', () => {
   it('SQLite: a fabricated chain fails --strict; a cli: chain and a chain in its first intervals are noted', async () => {
     const own = await mkdtemp(join(dir, 'strict-'))
     const db = join(own, 'audit.db')
-    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
-    await twentyRecords(audit)
+    const audit = sqliteAudit(own, '200ms')
+    await twentyRecordsIn(own)
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
     await fabricateChain(db, 'forged-1', hourAgo)
     await fabricateChain(db, 'cli:otherhost', hourAgo)
