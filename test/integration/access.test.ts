@@ -56,7 +56,28 @@ beforeAll(async () => {
   await writeFile(configFile, stringify({ ...accessConfig(idp.issuer), server: { listen: '127.0.0.1:0' }, audit: { sinks: [] } }))
 })
 
+/**
+ * A second gateway, for the two tests below whose statements the first has not (a deny on GET of
+ * sales.regions, a route of its own; a deny on sales.daily for one scope): one gateway with both,
+ * started for the first test that needs it, as neither statement touches the other's route.
+ */
+let extended: Promise<TestGateway> | undefined
+function extendedGateway(): Promise<TestGateway> {
+  extended ??= (async () => {
+    const config = accessConfig(idp.issuer)
+    const statements: Array<Record<string, unknown>> = config.policies[0]?.statements ?? []
+    statements.push({ sid: 'NoRegionReads', effect: 'deny', actions: ['GET'], routes: ['sales.regions'] })
+    statements.push({ sid: 'NoFrozenReports', effect: 'deny', actions: ['*'], routes: ['sales.daily'], conditions: { claims: { scope: 'reports:frozen' } } })
+    config.routes.push({ id: 'sales.regions', methods: ['GET', 'HEAD'], path: '/sales/regions', upstream: 'sales-api', upstream_path: '/v1/regions' })
+    const started = await startTestGateway(config)
+    await waitFor(() => started.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
+    return started
+  })()
+  return extended
+}
+
 afterAll(async () => {
+  await (await extended?.catch(() => undefined))?.close()
   await gateway.close()
   await upstream.close()
   await idp.stop()
@@ -103,25 +124,17 @@ describe('a deny on GET', () => {
   // HEAD is GET without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run the GET
   // handler for it, and its answer's headers are the GET's. A deny naming GET let HEAD through.
   it('refuses HEAD too, in the gateway and in POST /api/explain, and lists HEAD among the deny\'s actions', async () => {
-    const config = accessConfig(idp.issuer)
-    config.policies[0]?.statements.push({ sid: 'NoRegionReads', effect: 'deny', actions: ['GET'], routes: ['sales.regions'] })
-    config.routes.push({ id: 'sales.regions', methods: ['GET', 'HEAD'], path: '/sales/regions', upstream: 'sales-api', upstream_path: '/v1/regions' })
-    const denying = await startTestGateway(config)
-    try {
-      await waitFor(() => denying.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
-      const token = await idp.token('looker-reports')
-      const received = upstream.received.length
-      const res = await request(`${denying.url}/sales/regions`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })
-      await res.body.dump()
-      expect(res.statusCode).toBe(403)
-      expect(upstream.received.length).toBe(received) // never forwarded
-      const explained = await request(`${denying.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'HEAD', path: '/sales/regions', token }) })
-      expect(((await explained.body.json()) as Explanation).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NoRegionReads' })
-      const policies = (await (await request(`${denying.adminUrl}/api/policies`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json()) as Array<{ statements: Array<{ sid: string; actions: string[] }> }>
-      expect(policies[0]?.statements.find((s) => s.sid === 'NoRegionReads')?.actions).toEqual(['GET', 'HEAD'])
-    } finally {
-      await denying.close()
-    }
+    const denying = await extendedGateway() // NoRegionReads: a deny on GET
+    const token = await idp.token('looker-reports')
+    const received = upstream.received.length
+    const res = await request(`${denying.url}/sales/regions`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })
+    await res.body.dump()
+    expect(res.statusCode).toBe(403)
+    expect(upstream.received.length).toBe(received) // never forwarded
+    const explained = await request(`${denying.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'HEAD', path: '/sales/regions', token }) })
+    expect(((await explained.body.json()) as Explanation).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NoRegionReads' })
+    const policies = (await (await request(`${denying.adminUrl}/api/policies`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json()) as Array<{ statements: Array<{ sid: string; actions: string[] }> }>
+    expect(policies[0]?.statements.find((s) => s.sid === 'NoRegionReads')?.actions).toEqual(['GET', 'HEAD'])
   })
 })
 
@@ -143,30 +156,21 @@ describe('a condition on one scope', () => {
   // OAuth writes scopes as one space-separated string (oidc-provider, Keycloak, Auth0; Entra ID's
   // scp): a deny on one scope let a token holding it beside others through.
   it('matches a token whose scope holds it among others, in the gateway and in bouncer explain', async () => {
-    const config = accessConfig(idp.issuer)
-    const statements: Array<Record<string, unknown>> = config.policies[0]?.statements ?? []
-    statements.push({ sid: 'NoFrozenReports', effect: 'deny', actions: ['*'], routes: ['sales.daily'], conditions: { claims: { scope: 'reports:frozen' } } })
-    const scoped = await startTestGateway(config)
-    const file = join(dir, 'scoped.yaml')
-    await writeFile(file, stringify({ ...config, server: { listen: '127.0.0.1:0' }, audit: { sinks: [] } }))
-    try {
-      await waitFor(() => scoped.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
-      const frozen = await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen' })
-      const res = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${frozen}` } })
-      expect(res.statusCode).toBe(403)
-      expect(await res.body.json()).toMatchObject({ code: 'policy_denied', detail: 'Statement "NoFrozenReports" of policy "read-sales" denies GET on route "sales.daily".' })
-      // The whole string, and another scope, as before.
-      const whole = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'reports:frozen' })}` } })
-      await whole.body.dump()
-      expect(whole.statusCode).toBe(403)
-      const other = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen-not' })}` } })
-      await other.body.dump()
-      expect(other.statusCode).toBe(200)
-      const explained = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/sales/daily/eu', '--token', frozen])
-      expect(explained.stdout).toContain('+ deny  NoFrozenReports (policy read-sales, role looker-reports): matches')
-    } finally {
-      await scoped.close()
-    }
+    const scoped = await extendedGateway() // NoFrozenReports: a deny on sales.daily for the scope reports:frozen
+    const file = scoped.file
+    const frozen = await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen' })
+    const res = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${frozen}` } })
+    expect(res.statusCode).toBe(403)
+    expect(await res.body.json()).toMatchObject({ code: 'policy_denied', detail: 'Statement "NoFrozenReports" of policy "read-sales" denies GET on route "sales.daily".' })
+    // The whole string, and another scope, as before.
+    const whole = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'reports:frozen' })}` } })
+    await whole.body.dump()
+    expect(whole.statusCode).toBe(403)
+    const other = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen-not' })}` } })
+    await other.body.dump()
+    expect(other.statusCode).toBe(200)
+    const explained = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/sales/daily/eu', '--token', frozen])
+    expect(explained.stdout).toContain('+ deny  NoFrozenReports (policy read-sales, role looker-reports): matches')
   })
 })
 

@@ -46,8 +46,13 @@ afterAll(async () => {
   await tickets?.close()
 })
 
-/** What the CLI (--json) and the admin API explain of one tool call: the same explanation, or the test fails. */
-async function explained(tool: string, token: string): Promise<{ cli: Explanation; text: string; exit: number | null }> {
+/**
+ * What the CLI (--json) and the admin API explain of one tool call: the same explanation, or the test
+ * fails. `text`: the call whose text form the test reads, also run without --json (the same decision,
+ * only formatted: its exit code must be the --json one's). A call whose text is not read is not run
+ * so, a `bouncer explain` process (~1 s of CPU) that would check nothing the others do not.
+ */
+async function explained(tool: string, token: string, form: { text: boolean }): Promise<{ cli: Explanation; text: string; exit: number | null }> {
   const res = await request(`${setup.gateway.adminUrl}/api/explain`, {
     method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ tool, token }),
   })
@@ -57,6 +62,7 @@ async function explained(tool: string, token: string): Promise<{ cli: Explanatio
   expect(json.stderr).toBe('')
   const cli = JSON.parse(json.stdout) as Explanation
   expect(cli).toEqual(api)
+  if (!form.text) return { cli, text: '', exit: json.code }
   const text = await runCli(['explain', '--config', setup.gateway.file, '--tool', tool, '--token', '-'], { input: token })
   expect(text.code).toBe(json.code)
   return { cli, text: text.stdout, exit: json.code }
@@ -84,7 +90,7 @@ describe('explain --tool agrees with what tools/call does', () => {
     expect(result.isError).toBeFalsy()
     expect(await recordOf("tool = 'get_daily_report' AND subject = 'analytics-agent'")).toMatchObject({ route: 'sales.daily', status: 200, decision: 'allow' })
 
-    const { cli: e, text, exit } = await explained('get_daily_report', agentToken)
+    const { cli: e, text, exit } = await explained('get_daily_report', agentToken, { text: true })
     expect(exit).toBe(0)
     expect(e.decision).toMatchObject({ effect: 'allow', status: 200, code: null, statement: 'AgentTools' })
     expect(e.tool).toEqual({
@@ -105,7 +111,7 @@ describe('explain --tool agrees with what tools/call does', () => {
       const record = await recordOf("route = 'mcp:list_customers' AND subject = 'analytics-agent' AND actor IS NULL")
       expect(record).toMatchObject({ status: 403, decision: 'deny', code: 'policy_denied', statement: null })
 
-      const { cli: e, text, exit } = await explained('list_customers', agentToken)
+      const { cli: e, text, exit } = await explained('list_customers', agentToken, { text: true })
       expect(exit).toBe(1)
       expect(e.decision).toMatchObject({ effect: 'deny', status: record.status, code: record.code, statement: record.statement })
       expect(e.decision.reason).toMatch(/No statement allows GET on route "sales.customers" for role agent/)
@@ -121,7 +127,7 @@ describe('explain --tool agrees with what tools/call does', () => {
     })
     expect(await recordOf("route = 'mcp:list_customers' AND actor = 'analytics-agent'")).toMatchObject({ subject: 'looker-reports', status: 403, code: 'policy_denied' })
 
-    const allowed = await explained('get_daily_report', onBehalfToken)
+    const allowed = await explained('get_daily_report', onBehalfToken, { text: false })
     expect(allowed.exit).toBe(0)
     expect(allowed.cli.decision).toMatchObject({ effect: 'allow', status: 200 })
     expect(allowed.cli.decision.reason).toMatch(/^Allowed for the user and for the agent acting for them \(the agent's statement "AgentTools" of policy "agent", call on mcp:get_daily_report\)/)
@@ -129,7 +135,7 @@ describe('explain --tool agrees with what tools/call does', () => {
     expect(allowed.cli.roles.filter((r) => r.held).map((r) => r.role)).toEqual(['reporter'])
     expect(allowed.cli.statements.filter((s) => s.agent).map((s) => s.sid)).toEqual(['AgentTools', 'AgentDaily'])
 
-    const denied = await explained('list_customers', onBehalfToken)
+    const denied = await explained('list_customers', onBehalfToken, { text: true })
     expect(denied.exit).toBe(1)
     expect(denied.cli.decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied' })
     expect(denied.cli.tool).toMatchObject({ decided_on: 'sales.customers', denied_by: 'actor', available: ['get_daily_report', 'tickets__alpha'] })
@@ -146,12 +152,12 @@ describe('explain --tool agrees with what tools/call does', () => {
     expect(await recordOf("route = 'mcp:tickets__alpha' AND subject = 'analytics-agent'")).toMatchObject({ status: 200, decision: 'allow', upstream: 'mcp:tickets', statement: 'AgentTickets' })
     const refusedRecord = await recordOf("route = 'mcp:tickets__slow' AND subject = 'analytics-agent'")
 
-    const allowed = await explained('tickets__alpha', agentToken)
+    const allowed = await explained('tickets__alpha', agentToken, { text: true })
     expect(allowed.exit).toBe(0)
     expect(allowed.cli.decision).toMatchObject({ effect: 'allow', status: 200, statement: 'AgentTickets' })
     expect(allowed.cli.tool).toMatchObject({ kind: 'server', route: null, server: { name: 'tickets', tool: 'alpha' }, decided_on: 'mcp:tickets__alpha' })
     expect(allowed.text).toMatch(/^Tool +tickets__alpha: tool alpha of MCP server tickets$/m)
-    const refused = await explained('tickets__slow', agentToken)
+    const refused = await explained('tickets__slow', agentToken, { text: false })
     expect(refused.exit).toBe(1)
     expect(refused.cli.decision).toMatchObject({ effect: 'deny', status: refusedRecord.status, code: refusedRecord.code, statement: refusedRecord.statement })
     expect(refused.cli.decision.reason).toMatch(/No statement allows call on route "mcp:tickets__slow" for role agent/)
@@ -163,7 +169,7 @@ describe('explain --tool agrees with what tools/call does', () => {
     const record = await recordOf("route = 'mcp:list_customers' AND subject = 'looker-reports' AND actor IS NULL")
     expect(record).toMatchObject({ status: 202, code: 'approval_pending', statement: 'ReporterTools' })
 
-    const { cli: e, text, exit } = await explained('list_customers', reporterToken)
+    const { cli: e, text, exit } = await explained('list_customers', reporterToken, { text: true })
     expect(exit).toBe(0)
     expect(e.decision).toMatchObject({ effect: 'allow', status: 202, code: 'approval_pending', statement: record.statement })
     expect(e.tool).toMatchObject({ kind: 'route', approval: { tools: ['list_*'], approvers: ['ops'], ttl_seconds: 900 }, available: null })
@@ -177,7 +183,7 @@ describe('explain --tool agrees with what tools/call does', () => {
       return (await c.listTools()).tools.map((t) => t.name)
     })
     const record = await recordOf("route = 'mcp:drop_tables'")
-    const { cli: e, exit } = await explained('drop_tables', reporterToken)
+    const { cli: e, exit } = await explained('drop_tables', reporterToken, { text: false })
     expect(exit).toBe(1)
     expect(e.decision).toMatchObject({ effect: 'deny', status: record.status, code: record.code })
     expect(e.tool).toMatchObject({ kind: null, route: null, server: null, available: listed })
@@ -214,7 +220,7 @@ describe('explain --tool and mcp.scopes', () => {
     expect(res.statusCode).toBe(403)
     expect(String(res.headers['www-authenticate'])).toContain('error="insufficient_scope"')
 
-    const { cli: e, exit } = await explained('get_daily_report', reporterToken)
+    const { cli: e, exit } = await explained('get_daily_report', reporterToken, { text: false })
     expect(exit).toBe(1)
     expect(e.decision).toMatchObject({ effect: 'deny', status: 403, code: body.code })
     expect(e.decision.reason).toBe(`403 policy_denied: ${body.detail} With a valid token, the endpoint would allow it (statement "ReporterTools").`)
