@@ -9,7 +9,7 @@ import { closeAll, launchChromium, showPage, waitForAuditRecords } from '../help
 import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { openConsoleTab, type ConsoleTab } from '../helpers/spd-console-tab.ts'
+import { openConsoleTab, type ConsoleTab } from '../helpers/console-tab.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 const ADMIN_TOKEN = 'console-a11y-admin-token-0123456789'
@@ -54,7 +54,7 @@ beforeAll(async () => {
 
 afterAll(() => closeAll(tab, browser, gateway, upstream, idp))
 
-/** The file's one signed-in tab (spd-console-tab.ts), on a document of this test's own; its errors collected under `name`. */
+/** The file's one signed-in tab (console-tab.ts), on a document of this test's own; its errors collected under `name`. */
 function openConsole(name: string): Promise<{ page: Page; release(): Promise<void> }> {
   return tab.take([['pageerror', (err: Error) => errors.push(`${name}: ${err.message}`)]])
 }

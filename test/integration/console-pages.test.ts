@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, launchChromium, showPage, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { startConsoleGateway, type ConsoleGateway } from '../helpers/console-gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import { openConsoleTab, type ConsoleTab } from '../helpers/spd-console-tab.ts'
+import { openConsoleTab, type ConsoleTab } from '../helpers/console-tab.ts'
 
 let browser: Browser
 let tab: ConsoleTab
@@ -20,7 +20,7 @@ beforeAll(async () => {
 
 afterAll(() => closeAll(tab, browser))
 
-/** The file's one tab (spd-console-tab.ts), freshly signed in to `gateway`'s console for this test; its page errors in `errors`. */
+/** The file's one tab (console-tab.ts), freshly signed in to `gateway`'s console for this test; its page errors in `errors`. */
 function openConsole(gateway: TestGateway, token: string, errors: string[]): ReturnType<ConsoleTab['take']> {
   return tab.take([['pageerror', (err: Error) => errors.push(err.message)]], { adminUrl: gateway.adminUrl, token })
 }

@@ -11,7 +11,7 @@ import { closedPort } from '../helpers/faults.ts'
 import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { openConsoleTab, type ConsoleTab } from '../helpers/spd-console-tab.ts'
+import { openConsoleTab, type ConsoleTab } from '../helpers/console-tab.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -65,7 +65,7 @@ beforeAll(async () => {
 
 afterAll(() => closeAll(tab, browser, gateway, upstream, idp))
 
-/** The file's one signed-in tab (spd-console-tab.ts), on a document of this test's own; its errors collected under `name`. */
+/** The file's one signed-in tab (console-tab.ts), on a document of this test's own; its errors collected under `name`. */
 function openConsole(name: string): Promise<{ page: Page; release(): Promise<void> }> {
   return tab.take([['pageerror', (err: Error) => errors.push(`${name}: ${err.message}`)]])
 }

@@ -13,7 +13,7 @@ import { closeAll, collectPageErrors, launchChromium, openPage, SCREENSHOTS, sho
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { openConsoleTab, type ConsoleTab, type Watch } from '../helpers/spd-console-tab.ts'
+import { openConsoleTab, type ConsoleTab, type Watch } from '../helpers/console-tab.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -112,7 +112,7 @@ async function openConsole(token: string, name: string): Promise<{ context: Brow
   return { context, page }
 }
 
-/** The file's one tab signed in with the admin token (spd-console-tab.ts), on a document of this test's own. */
+/** The file's one tab signed in with the admin token (console-tab.ts), on a document of this test's own. */
 const openAdminConsole = (name: string) => tab.take(watchErrors(name))
 
 const show = (page: Page, name: string, ready?: string) => showPage(page, gateway.adminUrl, name, ready)
