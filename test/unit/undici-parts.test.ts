@@ -19,6 +19,22 @@ describe("undici's parts", () => {
     expect(parts.errors.UndiciError).toBe(undici.errors.UndiciError)
   })
 
+  it("give a dispatcher the index's request methods in a process that never loads the index (as serve is): a health check's client.request answers", () => {
+    const script = `const { Client, Pool } = await import(${JSON.stringify(`${ROOT}/src/upstream/undici-parts.ts`)})
+const http = process.getBuiltinModule('node:http')
+const server = http.createServer((req, res) => res.writeHead(204).end()).listen(0, '127.0.0.1')
+await new Promise((resolve) => server.once('listening', resolve))
+const client = new Client('http://127.0.0.1:' + server.address().port)
+const res = await client.request({ method: 'GET', path: '/health' })
+await res.body.dump()
+await client.close()
+server.close()
+const methods = ['request', 'stream', 'pipeline', 'upgrade', 'connect'].filter((name) => typeof Pool.prototype[name] === 'function')
+console.log(JSON.stringify({ status: res.statusCode, methods }))`
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })) as unknown
+    expect(out).toEqual({ status: 204, methods: ['request', 'stream', 'pipeline', 'upgrade', 'connect'] })
+  })
+
   it("loading the command that serves loads neither undici's index nor Node's bundled undici", () => {
     const script = `await import(${JSON.stringify(`${ROOT}/src/cli/serve.ts`)})
 const { createRequire } = await import('node:module')
