@@ -15,7 +15,8 @@ import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, 
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource, LogReading } from './search.ts'
 import type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
-import { connectAuditReader, loadPg, recordFromPgRow } from './sinks/postgres.ts'
+import { loadPg } from '../collections/index.ts'
+import { connectAuditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'

@@ -9,3 +9,4 @@ export { NotRegularFile, openRegularFileToWrite, readRegularFile, refuseSpecialF
 export { isSqliteWarning, quietSqliteWarning } from './sqlite-warning.ts'
 export { reconnectOnReadOnly, REPLICA_STATE } from './redis-replica.ts'
 export { children, oidText, sequenceEnd, tlv, unlessMalformed, type Tlv } from './der.ts'
+export { loadPg, loadPgCursor } from './pg-driver.ts'

@@ -2,11 +2,9 @@
 // transaction with SET LOCAL statement_timeout, its rows read from a server-side cursor (pg-cursor)
 // a batch at a time. The url may hold a secret: when a refresh changes it, the next query opens a
 // new pool with it and the old one closes once its connections come back (no restart).
-import { createRequire } from 'node:module'
 import type pg from 'pg'
-import type Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
-import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
+import { DeadlineExceeded, loadPg, loadPgCursor, withinDeadline } from '../collections/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { boundParameterOf } from './bind-context.ts'
 import { callerValueRefused, invalidParameter } from './params.ts'
@@ -18,15 +16,6 @@ import { queryLogFields, SCHEMA_QUERY, type Column, type ColumnKind, type Dataso
 type PostgresConfig = Extract<DatasourceConfig, { type: 'postgres' }>
 
 /** Every value as PostgreSQL sent it (text): the writers read it by the column's kind. */
-/**
- * pg and pg-cursor, loaded on first use (as the other PostgreSQL stores do): a gateway whose
- * datasets are all SQLite, and `bouncer explain`/`secrets`, which compile the datasources but run
- * no query, do not load their ~30 modules.
- */
-const load = createRequire(import.meta.url)
-let drivers: { pg: typeof pg; Cursor: typeof Cursor } | null = null
-const pgDrivers = (): { pg: typeof pg; Cursor: typeof Cursor } => (drivers ??= { pg: load('pg') as typeof pg, Cursor: load('pg-cursor') as typeof Cursor })
-
 const AS_TEXT = { getTypeParser: () => (text: string) => text } as unknown as pg.CustomTypesConfig
 
 /** Type OIDs (pg_type) and how their text is read; any other type is a string. */
@@ -54,7 +43,7 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   function currentPool(): pg.Pool {
     if (pool !== null && poolUrl === url) return pool
     const old = pool
-    pool = new (pgDrivers().pg.Pool)({
+    pool = new (loadPg().Pool)({
       connectionString: url,
       max: config.max_connections,
       connectionTimeoutMillis: config.connect_timeout,
@@ -246,7 +235,7 @@ function lent(client: pg.PoolClient): Lent {
 
 function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: string, logger: Logger): RowSource {
   const { client } = lentClient
-  const cursor = client.query(new (pgDrivers().Cursor)<Row>(query.text, query.values as unknown[], { rowMode: 'array', types: AS_TEXT }))
+  const cursor = client.query(new (loadPgCursor())<Row>(query.text, query.values as unknown[], { rowMode: 'array', types: AS_TEXT }))
   let columns: Column[] = []
   let done = false
   let reading = false
@@ -345,7 +334,7 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
       // A statement still running (a read in flight) is cancelled in the server (a CancelRequest on
       // a new connection); then the connection is closed, which ends the transaction and its portal.
       if (reading) {
-        const canceller = new (pgDrivers().pg.Client)({ connectionString: url })
+        const canceller = new (loadPg().Client)({ connectionString: url })
         canceller.on('error', () => {})
         ;(canceller as unknown as { cancel(client: pg.PoolClient, query: unknown): void }).cancel(client, cursor)
       }

@@ -1,16 +1,13 @@
 // The shared audit sink: PostgreSQL, for several gateway instances. Each instance writes its own
 // chain (`chain` column) so instances never wait on each other; `audit verify` checks each chain.
 // The schema is created and migrated by the gateway; a batch is one INSERT … SELECT FROM unnest().
-import { createRequire } from 'node:module'
 import type pg from 'pg'
+import { loadPg } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import type { Checkpoint } from '../checkpoint.ts'
 import { rowColumns, sinkName, type AuditSink, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
-
-/** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
-export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
 /** A read's bound when the sink's `read_timeout` is not given (the config's default). */
 const READ_TIMEOUT_MS = 30_000

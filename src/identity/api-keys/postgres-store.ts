@@ -1,12 +1,9 @@
 // API keys in PostgreSQL, for several gateway instances: each reads a key by its id (the primary
 // key), so a revocation written by any of them, or by `bouncer keys`, is seen by all at their next
 // read. The schema is created on first use (serialized by an advisory lock, as the audit sink does).
-import { createRequire } from 'node:module'
 import type pg from 'pg'
+import { loadPg } from '../../collections/index.ts'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
-
-/** pg, loaded on first use: a gateway without a PostgreSQL store does not pay for it. */
-const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
 const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
 /** Until the store has answered once, it is asked again after this, doubling up to MAX_RETRY_MS. */
