@@ -3,10 +3,10 @@
 // gateway's signing keys, not their signers: it imported them from upstream/ and agents/ (116
 // modules, 419 in all); the names live in secrets/ (src/secrets/store.ts), which those layers
 // re-export. `bouncer explain` loads the gateway once its arguments and config have passed.
-import { execFileSync } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { runInFreshProcess } from '../helpers/fresh-process.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -17,7 +17,7 @@ const loaded = new Set()
 registerHooks({ load(url, context, next) { const folder = /\\/src\\/([^/]+)\\//.exec(url); if (folder) loaded.add(folder[1]); return next(url, context) } })
 await import(${JSON.stringify(`${ROOT}/src/cli/`)} + ${JSON.stringify(command)} + '.ts')
 console.log(JSON.stringify([...loaded].sort()))`
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })) as string[]
+  return JSON.parse(runInFreshProcess(script)) as string[]
 }
 
 describe('the modules a command loads before it runs', () => {

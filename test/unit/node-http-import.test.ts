@@ -1,11 +1,11 @@
 // An ES module import of node:http builds its facade, whose http.WebSocket getter loads Node's own
 // bundled undici: ~80 ms of CPU at the start of each CLI command that needs no undici. src/ takes
 // node:http through process.getBuiltinModule (src/http/node-http.ts); these keep it so.
-import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { runInFreshProcess } from '../helpers/fresh-process.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -25,7 +25,7 @@ describe('node:http in src/', () => {
   it("the CLI commands that reach no upstream load no bundled undici of Node (the gateway's undici package does)", () => {
     const modules = ['src/cli/audit.ts', 'src/cli/keys.ts', 'src/cli/sessions.ts']
     const script = `for (const m of ${JSON.stringify(modules)}) await import(${JSON.stringify(`${ROOT}/`)} + m); console.log(process.moduleLoadList.filter((m) => m.includes('deps/undici')).join(','))`
-    const loaded = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })
+    const loaded = runInFreshProcess(script)
     expect(loaded.trim()).toBe('')
   })
 })

@@ -1,11 +1,11 @@
 // src/upstream/undici-parts.ts requires undici's Pool, Client, connector and errors from their own
 // files: the package's index loaded ~110 more modules and Node's own bundled undici at every start
 // that imports the upstreams (~100-200 ms of CPU).
-import { execFileSync } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as undici from 'undici'
 import { describe, expect, it } from 'vitest'
+import { runInFreshProcess } from '../helpers/fresh-process.ts'
 import * as parts from '../../src/upstream/undici-parts.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -31,7 +31,7 @@ await client.close()
 server.close()
 const methods = ['request', 'stream', 'pipeline', 'upgrade', 'connect'].filter((name) => typeof Pool.prototype[name] === 'function')
 console.log(JSON.stringify({ status: res.statusCode, methods }))`
-    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })) as unknown
+    const out = JSON.parse(runInFreshProcess(script)) as unknown
     expect(out).toEqual({ status: 204, methods: ['request', 'stream', 'pipeline', 'upgrade', 'connect'] })
   })
 
@@ -40,7 +40,7 @@ console.log(JSON.stringify({ status: res.statusCode, methods }))`
 const { createRequire } = await import('node:module')
 const index = createRequire(${JSON.stringify(`${ROOT}/package.json`)}).resolve('undici')
 console.log(JSON.stringify({ index: Object.hasOwn((await import('node:module')).default._cache, index), bundled: process.moduleLoadList.filter((m) => m.includes('deps/undici')) }))`
-    const loaded = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })) as { index: boolean; bundled: string[] }
+    const loaded = JSON.parse(runInFreshProcess(script)) as { index: boolean; bundled: string[] }
     expect(loaded).toEqual({ index: false, bundled: [] })
   })
 })

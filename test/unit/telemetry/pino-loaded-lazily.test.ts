@@ -1,9 +1,9 @@
 // src/telemetry/logger.ts loads pino when the first logger is made: the commands that make none
 // (`bouncer keys`, `audit`, `check`) loaded its ~20 modules (~45 ms of CPU) at each start.
-import { execFileSync } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { runInFreshProcess } from '../../helpers/fresh-process.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 
@@ -16,7 +16,7 @@ const before = pinoFiles()
 const { createLogger } = await import(${JSON.stringify(`${ROOT}/src/telemetry/index.ts`)})
 createLogger({ level: 'info', destination: 1 }).info('made')
 console.log(JSON.stringify({ before, after: pinoFiles() > 0 }))`
-    const lines = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } }).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+    const lines = runInFreshProcess(script).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
     expect(lines.find((line) => 'before' in line)).toEqual({ before: 0, after: true })
     expect(lines.find((line) => 'msg' in line)).toMatchObject({ level: 'info', msg: 'made' })
   })
