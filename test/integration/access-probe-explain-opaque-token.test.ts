@@ -6,7 +6,7 @@
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -79,7 +79,7 @@ describe('an opaque token, explained', () => {
   })
 
   it('is not called malformed by bouncer explain, which asks no provider offline', async () => {
-    const result = await runCli(['explain', '--config', gw.file, '--method', 'GET', '--path', '/reports', '--token', 'opaque-alice', '--json'], { env: { BOUNCER_ADMIN_TOKEN: ADMIN } })
+    const result = await runCliInProcess(['explain', '--config', gw.file, '--method', 'GET', '--path', '/reports', '--token', 'opaque-alice', '--json'], { env: { BOUNCER_ADMIN_TOKEN: ADMIN } })
     expect(result.code, result.stderr).toBe(1)
     const e = JSON.parse(result.stdout) as Explanation
     expect(e.decision.code).toBe('identity_provider_unavailable')

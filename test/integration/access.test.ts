@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -169,7 +169,7 @@ describe('a condition on one scope', () => {
     const other = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen-not' })}` } })
     await other.body.dump()
     expect(other.statusCode).toBe(200)
-    const explained = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/sales/daily/eu', '--token', frozen])
+    const explained = await runCliInProcess(['explain', '--config', file, '--method', 'GET', '--path', '/sales/daily/eu', '--token', frozen])
     expect(explained.stdout).toContain('+ deny  NoFrozenReports (policy read-sales, role looker-reports): matches')
   })
 })
@@ -211,7 +211,7 @@ describe('the admin API', () => {
 describe('bouncer explain', () => {
   it('explains a denial so that the reason is plain, and exits 1', async () => {
     const claims = JSON.stringify({ iss: idp.issuer, sub: 'looker-reports', tenant: 'acme' })
-    const result = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/customers', '--claims', claims])
+    const result = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/customers', '--claims', claims])
     expect(result.code).toBe(1)
     expect(result.stdout).toContain('Route      sales.customers')
     expect(result.stdout).toContain('+ looker-reports: granted by assumed_by[0]: issuer corp-sso, subject looker-*, tenant=acme')
@@ -222,20 +222,20 @@ describe('bouncer explain', () => {
 
   it('explains an allow, and exits 0', async () => {
     const claims = JSON.stringify({ iss: idp.issuer, sub: 'looker-reports', tenant: 'acme' })
-    const result = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/daily/eu', '--claims', claims])
+    const result = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/daily/eu', '--claims', claims])
     expect(result.code).toBe(0)
     expect(result.stdout).toContain('Decision   ALLOW: Allowed by statement "AllowSalesReads" of policy "read-sales"; no deny statement matched.')
   })
 
   it('names the failing condition when nothing allows', async () => {
     const claims = JSON.stringify({ iss: idp.issuer, sub: 'looker-reports', tenant: 'globex' })
-    const result = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/daily/eu', '--claims', claims])
+    const result = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/daily/eu', '--claims', claims])
     expect(result.stdout).toContain('- looker-reports: not held (assumed_by[0]: claim tenant is "globex", not "acme")')
     expect(result.stdout).toContain('403 no_role')
   })
 
   it('--json gives the same explanation as a document, --token decodes a real token', async () => {
-    const result = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/customers', '--token', await idp.token('looker-reports'), '--json'])
+    const result = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/customers', '--token', await idp.token('looker-reports'), '--json'])
     const document = JSON.parse(result.stdout) as Explanation
     expect(document.decision).toMatchObject({ effect: 'deny', code: 'policy_denied', statement: 'NoCustomerPII' })
     expect(document.identity).toMatchObject({ source: 'token', signature_checked: false })
@@ -243,16 +243,16 @@ describe('bouncer explain', () => {
 
   it('reports what the gateway would refuse about the token itself', async () => {
     const expired = await idp.mint({ sub: 'looker-reports', tenant: 'acme', iat: Math.floor(Date.now() / 1000) - 900, exp: Math.floor(Date.now() / 1000) - 600 })
-    const result = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/daily/eu', '--token', expired])
+    const result = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/sales/daily/eu', '--token', expired])
     expect(result.code).toBe(1)
     expect(result.stdout).toContain('! token_expired')
     expect(result.stdout).toContain('With a valid token, the policies would allow it (statement "AllowSalesReads").')
   })
 
   it('explains routing refusals too', async () => {
-    const result = await runCli(['explain', '--config', configFile, '--method', 'DELETE', '--path', '/sales/customers', '--claims', '{}'])
+    const result = await runCliInProcess(['explain', '--config', configFile, '--method', 'DELETE', '--path', '/sales/customers', '--claims', '{}'])
     expect(result.stdout).toContain('405 method_not_allowed')
-    expect((await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/a/%2e%2e/b', '--claims', '{}'])).stdout).toContain('400 bad_path')
+    expect((await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/a/%2e%2e/b', '--claims', '{}'])).stdout).toContain('400 bad_path')
   })
 })
 
@@ -276,12 +276,12 @@ routes:
   - { id: notes, path: /notes, upstream: api }
 `
     await writeFile(file, text('10.0.0.0/24'))
-    const result = await runCli(['check', '--config', file])
+    const result = await runCliInProcess(['check', '--config', file])
     expect(result.code).toBe(0)
     expect(result.stdout).toBe('ok (1 warning)\n')
     expect(result.stderr).toBe(`${file}:3:37: warning: server.forward_auth_peers[1]: 2001:db8::/64 is not in server.trusted_proxies: the requests it describes are decided for the proxy's address, not the client's (source_ip conditions, limits keyed by ip, the audit's source_ip); list it there as well\n`)
     await writeFile(file, text('10.0.0.0/24, "2001:db8::/48"'))
-    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: 'ok\n', stderr: '' })
+    expect(await runCliInProcess(['check', '--config', file])).toMatchObject({ code: 0, stdout: 'ok\n', stderr: '' })
   })
 
   it('warns (exit 0) about dead globs, unused policies, roles nobody can hold and overlapping allow/deny', async () => {
@@ -310,7 +310,7 @@ routes:
   - { id: sales.daily, path: /d, upstream: api }
   - { id: sales.customers, path: /c, upstream: api }
 `)
-    const result = await runCli(['check', '--config', file])
+    const result = await runCliInProcess(['check', '--config', file])
     expect(result.code).toBe(0)
     expect(result.stdout).toBe('ok (4 warnings)\n')
     expect(result.stderr.split('\n')).toEqual([

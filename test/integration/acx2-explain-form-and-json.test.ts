@@ -4,7 +4,7 @@
 // command exited 1 "denied" where it should have said the request is impossible (exit 2).
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 
 const ADMIN = 'acx2-explain-form-and-json-admin-0123456789'
@@ -28,7 +28,7 @@ afterAll(async () => {
 const claims = JSON.stringify({ iss: 'https://corp.example', aud: 'api', sub: 'svc-1' })
 
 it('bouncer explain refuses --form with --json-body: a usage error (exit 2)', async () => {
-  const both = await runCli(['explain', '--config', gw.file, '--method', 'POST', '--path', '/records/1', '--claims', claims, '--form', '_method=PATCH', '--json-body', '{"_method":"DELETE"}'])
+  const both = await runCliInProcess(['explain', '--config', gw.file, '--method', 'POST', '--path', '/records/1', '--claims', claims, '--form', '_method=PATCH', '--json-body', '{"_method":"DELETE"}'])
   expect(both.stdout).toBe('')
   expect(both.stderr.trim()).toBe('bouncer: give --form or --json-body, not both: a request has one body, of one Content-Type')
   expect(both.code).toBe(2)

@@ -5,7 +5,7 @@
 // POST /api/explain. A whole URL (absolute form) is still explained.
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 
 const ADMIN = 'acx2-explain-path-typo-admin-0123456789'
@@ -30,7 +30,7 @@ const claims = { iss: 'https://corp.example', aud: 'api', sub: 'svc-1' }
 
 it('bouncer explain refuses a --path that is no request target: a usage error (exit 2)', async () => {
   for (const path of ['records/1', '']) {
-    const result = await runCli(['explain', '--config', gw.file, '--method', 'GET', '--path', path, '--claims', JSON.stringify(claims)])
+    const result = await runCliInProcess(['explain', '--config', gw.file, '--method', 'GET', '--path', path, '--claims', JSON.stringify(claims)])
     expect(result, JSON.stringify(path)).toMatchObject({ code: 2, stdout: '', stderr: `bouncer: --path must start with "/" (e.g. /sales/daily/eu), or be a whole URL (not ${JSON.stringify(path)})\n` })
   }
 })

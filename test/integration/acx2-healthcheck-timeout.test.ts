@@ -8,11 +8,11 @@ import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 it('refuses a --timeout of 0 as a usage error, before reading any config', async () => {
   for (const timeout of ['0s', '0ms']) {
-    const result = await runCli(['healthcheck', '--timeout', timeout], { env: { BOUNCER_CONFIG: '/nonexistent/bouncer.yaml' } })
+    const result = await runCliInProcess(['healthcheck', '--timeout', timeout], { env: { BOUNCER_CONFIG: '/nonexistent/bouncer.yaml' } })
     expect(result).toMatchObject({ code: 2, stdout: '', stderr: 'bouncer: --timeout: must be more than 0 (e.g. 3s)\n' })
   }
 })
@@ -26,7 +26,7 @@ it('says how long it waited for a listener that never answers', async () => {
   try {
     const file = join(dir, 'bouncer.yaml')
     await writeFile(file, `admin:\n  listen: 127.0.0.1:${port}\n`)
-    const result = await runCli(['healthcheck', '--config', file, '--timeout', '300ms'], { env: { BOUNCER_ADMIN_LISTEN: '' } })
+    const result = await runCliInProcess(['healthcheck', '--config', file, '--timeout', '300ms'], { env: { BOUNCER_ADMIN_LISTEN: '' } })
     expect(result).toMatchObject({ code: 1, stdout: '', stderr: `bouncer: not ready: http://127.0.0.1:${port}/readyz: no answer within 300ms\n` })
   } finally {
     for (const socket of sockets) socket.destroy()

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -45,7 +45,7 @@ beforeAll(async () => {
     routes: [{ id: 'all', path: '/*', methods: ['*'], upstream: 'api' }],
   }))
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys')
-  const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', 'reporter'])
+  const created = await runCliInProcess(['keys', 'create', '--config', gateway.file, '--principal', 'reporter'])
   const id = /bk_([0-9a-f]{16})_/.exec(created.stdout)?.[1]
   expect(id, created.stderr).toBeDefined()
   await api(`keys/${id}`, { method: 'DELETE' })

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 
 const ADMIN = 'adm2-explain-padding-admin-token-0123'
@@ -27,7 +27,7 @@ beforeAll(async () => {
     upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
     routes: [{ id: 'keyed', methods: ['GET'], path: '/keyed/*', upstream: 'api', accept: ['api_key'] }],
   })
-  const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', 'key-reader'])
+  const created = await runCliInProcess(['keys', 'create', '--config', gateway.file, '--principal', 'key-reader'])
   expect(created.code, created.stderr).toBe(0)
   key = created.stdout.trim()
 })

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 let file: string
@@ -28,25 +28,25 @@ afterAll(() => rm(dir, { recursive: true, force: true }))
 
 describe('read-only commands on a config whose stores are not made yet', { timeout: 60_000 }, () => {
   it('keys list and sessions list answer none, and make no store', async () => {
-    expect(await runCli(['keys', 'list', '--config', file])).toEqual({ code: 0, stdout: 'no API keys\n', stderr: '' })
-    expect(await runCli(['keys', 'list', '--json', '--config', file])).toEqual({ code: 0, stdout: '', stderr: '' })
-    expect(await runCli(['sessions', 'list', '--config', file])).toEqual({ code: 0, stdout: 'no sessions\n', stderr: '' })
+    expect(await runCliInProcess(['keys', 'list', '--config', file])).toEqual({ code: 0, stdout: 'no API keys\n', stderr: '' })
+    expect(await runCliInProcess(['keys', 'list', '--json', '--config', file])).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(await runCliInProcess(['sessions', 'list', '--config', file])).toEqual({ code: 0, stdout: 'no sessions\n', stderr: '' })
     expect(await readdir(dir)).toEqual(['bouncer.yaml'])
   })
 
   it('revoking what is not there says so, and makes neither the store nor the audit log', async () => {
-    const key = await runCli(['keys', 'revoke', '--config', file, '0123456789abcdef'])
+    const key = await runCliInProcess(['keys', 'revoke', '--config', file, '0123456789abcdef'])
     expect(key).toEqual({ code: 1, stdout: '', stderr: `bouncer: no API key 0123456789abcdef: there is no API key store at ${join(dir, 'data', 'api-keys.db')} yet\n` })
-    const session = await runCli(['sessions', 'revoke', '--config', file, '0123456789abcdef0123456789abcdef'])
+    const session = await runCliInProcess(['sessions', 'revoke', '--config', file, '0123456789abcdef0123456789abcdef'])
     expect(session).toEqual({ code: 1, stdout: '', stderr: `bouncer: no session 0123456789abcdef0123456789abcdef: there is no session store at ${join(dir, 'data', 'sessions.db')} yet\n` })
-    expect(await runCli(['sessions', 'revoke', '--config', file, '--subject', 'alice'])).toEqual({ code: 0, stdout: 'ended 0 sessions of alice\n', stderr: '' })
+    expect(await runCliInProcess(['sessions', 'revoke', '--config', file, '--subject', 'alice'])).toEqual({ code: 0, stdout: 'ended 0 sessions of alice\n', stderr: '' })
     expect(await readdir(dir)).toEqual(['bouncer.yaml'])
   })
 
   it('keys create still makes the store, and keys list then reads it', async () => {
-    const created = await runCli(['keys', 'create', '--config', file, '--principal', 'reports'])
+    const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'reports'])
     expect(created.code, created.stderr).toBe(0)
-    const listed = await runCli(['keys', 'list', '--json', '--config', file])
+    const listed = await runCliInProcess(['keys', 'list', '--json', '--config', file])
     expect(listed.stdout).toContain('"principal":"reports"')
   })
 })

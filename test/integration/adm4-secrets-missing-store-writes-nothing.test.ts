@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 let file: string
@@ -25,17 +25,17 @@ describe('secrets commands on an embedded store that is not there', { timeout: 6
   const missing = () => `bouncer: there is no secrets store at ${join(dir, 'data', 'secrets.db')} (secrets.store.path)\n`
 
   it('delete and rekey say so, and make neither the store nor the audit log', async () => {
-    expect(await runCli(['secrets', 'delete', 'sales-token', '--config', file], { env })).toEqual({ code: 1, stdout: '', stderr: missing() })
-    expect(await runCli(['secrets', 'rekey', '--drop-previous', '--config', file], { env })).toEqual({ code: 1, stdout: '', stderr: missing() })
+    expect(await runCliInProcess(['secrets', 'delete', 'sales-token', '--config', file], { env })).toEqual({ code: 1, stdout: '', stderr: missing() })
+    expect(await runCliInProcess(['secrets', 'rekey', '--drop-previous', '--config', file], { env })).toEqual({ code: 1, stdout: '', stderr: missing() })
     expect(await readdir(dir)).toEqual(['bouncer.yaml'])
   })
 
   it('once put, delete still deletes, with its audit record', async () => {
-    const put = await runCli(['secrets', 'put', 'sales-token', '--config', file], { env, input: 'a-token-of-some-length' })
+    const put = await runCliInProcess(['secrets', 'put', 'sales-token', '--config', file], { env, input: 'a-token-of-some-length' })
     expect(put.code, put.stderr).toBe(0)
-    expect(await runCli(['secrets', 'delete', 'sales-token', '--config', file], { env })).toEqual({ code: 0, stdout: 'deleted sales-token\n', stderr: '' })
-    expect(await runCli(['secrets', 'delete', 'sales-token', '--config', file], { env })).toMatchObject({ code: 1, stderr: 'bouncer: no secret sales-token\n' })
-    const records = await runCli(['audit', '--json', '--config', file], { env })
+    expect(await runCliInProcess(['secrets', 'delete', 'sales-token', '--config', file], { env })).toEqual({ code: 0, stdout: 'deleted sales-token\n', stderr: '' })
+    expect(await runCliInProcess(['secrets', 'delete', 'sales-token', '--config', file], { env })).toMatchObject({ code: 1, stderr: 'bouncer: no secret sales-token\n' })
+    const records = await runCliInProcess(['audit', '--json', '--config', file], { env })
     expect(records.stdout).toContain('Deleted secret sales-token and all its versions.')
   })
 })

@@ -13,7 +13,8 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '../../src/audit/index.ts'
-import { runCli, serveConfig } from '../helpers/cli.ts'
+import { serveConfig } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
@@ -72,7 +73,7 @@ function adminCalls(): Logged[] {
 async function createKey(principal: string): Promise<string> {
   const file = join(dir, 'cli.yaml')
   await writeFile(file, stringify({ ...config, audit: { sinks: [] } }))
-  const created = await runCli(['keys', 'create', '--config', file, '--principal', principal])
+  const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', principal])
   expect(created.code, created.stderr).toBe(0)
   return created.stdout.trim()
 }
@@ -97,7 +98,7 @@ async function call(method: 'POST' | 'DELETE' | 'GET', path: string, token: stri
 async function keyMadeBeside(serveDir: string, shared: object, principal: string): Promise<string> {
   const file = join(serveDir, 'cli.yaml')
   await writeFile(file, stringify({ ...shared, audit: { sinks: [] } }))
-  const created = await runCli(['keys', 'create', '--config', file, '--principal', principal])
+  const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', principal])
   expect(created.code, created.stderr).toBe(0)
   return created.stdout.trim().slice(3, 19)
 }
@@ -236,7 +237,7 @@ describe('admin actions are logged with who made them', () => {
     tampered.close()
     const cli = join(dir, 'admin-chain-copy.yaml')
     await writeFile(cli, stringify({ audit: { sinks: [{ type: 'sqlite', path: copy }], checkpoint_path: join(dir, 'audit.db.checkpoints') } }))
-    const verify = await runCli(['audit', 'verify', '--config', cli])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', cli])
     expect(verify.code).toBe(1)
     expect(verify.stderr).toMatch(new RegExp(`^audit log truncated: 1 record missing after record (\\d+) of chain ${chain}: `, 'm'))
   })
@@ -253,7 +254,7 @@ describe('admin actions are logged with who made them', () => {
     try {
       const file = join(own, 'cli.yaml')
       await writeFile(file, stringify({ api_keys: keys, upstreams: [{ name: 'app', url: upstream.url }], routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['api_key'] }] }))
-      const created = await runCli(['keys', 'create', '--config', file, '--principal', 'reporter'])
+      const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'reporter'])
       expect(created.code, created.stderr).toBe(0)
       const keyId = created.stdout.trim().slice(3, 19)
       // The key's sealed value damaged in the store (the gateway's audit worker holds it already).

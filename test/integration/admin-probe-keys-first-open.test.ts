@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 const SQLITE_STORE = fileURLToPath(new URL('../../src/identity/api-keys/sqlite-store.ts', import.meta.url))
 let dir: string
@@ -51,7 +51,7 @@ it('four processes making the key store at once each add their key', { timeout: 
     expect(outcomes, `round ${round}`).toEqual(['stored', 'stored', 'stored', 'stored'])
     const config = join(dir, `round-${round}.yaml`)
     await writeFile(config, stringify({ audit: { sinks: [] }, api_keys: { store: { type: 'sqlite', path } } }))
-    const list = await runCli(['keys', 'list', '--config', config])
+    const list = await runCliInProcess(['keys', 'list', '--config', config])
     expect(list.code, list.stderr).toBe(0)
     for (const principal of principals) expect(list.stdout).toContain(principal)
   }

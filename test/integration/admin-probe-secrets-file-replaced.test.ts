@@ -11,7 +11,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -54,7 +54,7 @@ it('a store file deleted under the running gateway is said to be gone, and the v
     for (const file of [path, `${path}-wal`, `${path}-shm`]) await rm(file, { force: true })
     const file = join(dir, 'bouncer.yaml')
     await writeFile(file, stringify({ audit: { sinks: [] }, secrets }))
-    const put = await runCli(['secrets', 'put', 'sales-token', '--config', file], { input: 'new-token-0123456789', env })
+    const put = await runCliInProcess(['secrets', 'put', 'sales-token', '--config', file], { input: 'new-token-0123456789', env })
     expect(put.code, put.stderr).toBe(0)
 
     const gone = () => gw.logs.filter((line) => line.includes('secrets_refresh') && line.includes('deleted or replaced'))

@@ -12,6 +12,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 let store: string
@@ -58,8 +59,8 @@ it('a store another process holds the write lock of is named as locked, not an i
     holder.close()
   }
   // Nothing was written while it was locked; free, the same commands go through.
-  const reveal = await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', config], { env })
+  const reveal = await runCliInProcess(['secrets', 'get', 'sales-token', '--reveal', '--config', config], { env })
   expect(reveal).toMatchObject({ code: 0, stdout: 'sales-token-value-0123456789\n' })
-  const put = await runCli(['secrets', 'put', 'other-token', '--config', config], { input: 'other-token-value-0123456789', env })
+  const put = await runCliInProcess(['secrets', 'put', 'other-token', '--config', config], { input: 'other-token-value-0123456789', env })
   expect(put).toMatchObject({ code: 0, stdout: 'stored other-token: version 1 is current\n' })
 })

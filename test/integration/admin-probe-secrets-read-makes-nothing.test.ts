@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 let config: string
@@ -30,13 +30,13 @@ afterAll(async () => {
 
 it('list, versions, get and delete on a store not made yet say so, and make nothing', async () => {
   for (const args of [['list'], ['versions', 'sales-token'], ['get', 'sales-token', '--reveal'], ['delete', 'sales-token']]) {
-    const result = await runCli(['secrets', ...args, '--config', config], { env })
+    const result = await runCliInProcess(['secrets', ...args, '--config', config], { env })
     expect(result.code, args.join(' ')).toBe(1)
     expect(result.stdout, args.join(' ')).toBe('')
     expect(result.stderr, args.join(' ')).toContain(`bouncer: there is no secrets store at ${store} (secrets.store.path)`)
     expect(existsSync(join(dir, 'data')), args.join(' ')).toBe(false)
   }
-  const put = await runCli(['secrets', 'put', 'sales-token', '--config', config], { env, input: 'sales-token-value-0123456789' })
+  const put = await runCliInProcess(['secrets', 'put', 'sales-token', '--config', config], { env, input: 'sales-token-value-0123456789' })
   expect(put).toMatchObject({ code: 0, stdout: 'stored sales-token: version 1 is current\n' })
-  expect(await runCli(['secrets', 'list', '--config', config], { env })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^sales-token {2}version 1 /) })
+  expect(await runCliInProcess(['secrets', 'list', '--config', config], { env })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^sales-token {2}version 1 /) })
 })

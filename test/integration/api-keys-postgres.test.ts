@@ -9,7 +9,8 @@ import pg from 'pg'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, startPostgres, uniqueSchema, type PrivatePostgres } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -66,7 +67,7 @@ describe('two gateways sharing a PostgreSQL store', () => {
   })
 
   it('a key made with bouncer keys works on both; revoked, both refuse it once the cache time has passed', async () => {
-    const created = await runCli(['keys', 'create', '--config', file, '--principal', 'bi-sheets'])
+    const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'bi-sheets'])
     expect(created.code, created.stderr).toBe(0)
     const key = created.stdout.trim()
     const id = key.slice(3, 19)
@@ -96,7 +97,7 @@ describe('two gateways sharing a PostgreSQL store', () => {
   })
 
   it('keys list reads the same store', async () => {
-    const listed = await runCli(['keys', 'list', '--config', file, '--json'])
+    const listed = await runCliInProcess(['keys', 'list', '--config', file, '--json'])
     expect(listed.code).toBe(0)
     expect(listed.stdout).toContain('"principal":"bi-sheets","description":null,"status":"revoked"')
   })
@@ -119,7 +120,7 @@ describe('a PostgreSQL store that goes away', () => {
   it('refuses keys with 503 once their cached records are older than the cache, and serves them again when it is back', async () => {
     const file = join(dir, 'private.yaml')
     await writeFile(file, stringify(config(postgres.url, 'keys', '500ms')))
-    const created = await runCli(['keys', 'create', '--config', file, '--principal', 'bi-excel'])
+    const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'bi-excel'])
     expect(created.code, created.stderr).toBe(0)
     const key = created.stdout.trim()
     expect((await status(gateway.url, key)).status).toBe(200)

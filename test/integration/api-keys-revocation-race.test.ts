@@ -17,7 +17,8 @@ import { join } from 'node:path'
 import { Client, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -105,7 +106,7 @@ function config(url: string, schema: string): Record<string, unknown> {
 async function createKey(schema: string): Promise<{ key: string; id: string }> {
   const file = join(dir, `${schema}-cli.yaml`)
   await writeFile(file, stringify(config(SHARED_POSTGRES, schema)))
-  const created = await runCli(['keys', 'create', '--config', file, '--principal', 'looker-studio'])
+  const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'looker-studio'])
   expect(created.code, created.stderr).toBe(0)
   const key = created.stdout.trim()
   return { key, id: key.slice(3, 19) }

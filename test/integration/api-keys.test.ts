@@ -14,6 +14,7 @@ import type { AuditRecord } from '../../src/audit/record.ts'
 import { searchAudit } from '../../src/audit/search.ts'
 import { newApiKey, openApiKeyStore } from '../../src/identity/index.ts'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
@@ -110,7 +111,7 @@ async function recordOf(requestId: string): Promise<AuditRecord> {
 
 describe('bouncer keys create', () => {
   it('prints the key once on stdout, and keys list never shows it or its hash', async () => {
-    const created = await runCli(['keys', 'create', '--config', configFile, '--principal', 'looker-list', '--description', 'Looker Studio connector', '--expires', '90d'])
+    const created = await runCliInProcess(['keys', 'create', '--config', configFile, '--principal', 'looker-list', '--description', 'Looker Studio connector', '--expires', '90d'])
     expect(created.code).toBe(0)
     expect(created.stdout).toMatch(/^bk_[0-9a-f]{16}_[0-9a-f]{64}\n$/)
     expect(created.stderr).toMatch(/created API key [0-9a-f]{16} for principal looker-list \(expires \d{4}-.*\)\. It is shown this once/)
@@ -118,23 +119,23 @@ describe('bouncer keys create', () => {
     const id = key.slice(3, 19)
     const secret = key.slice(20)
 
-    const listed = await runCli(['keys', 'list', '--config', configFile, '--json'])
+    const listed = await runCliInProcess(['keys', 'list', '--config', configFile, '--json'])
     expect(listed.code).toBe(0)
     const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
     const mine = documents.find((d) => d.id === id)
     expect(mine).toMatchObject({ principal: 'looker-list', description: 'Looker Studio connector', status: 'active', last_used_at: null, revoked_at: null })
     expect(Object.keys(mine as object).sort()).toEqual(['created_at', 'description', 'expires_at', 'id', 'last_used_at', 'principal', 'revoked_at', 'status'])
-    const table = await runCli(['keys', 'list', '--config', configFile])
+    const table = await runCliInProcess(['keys', 'list', '--config', configFile])
     expect(table.stdout).toMatch(new RegExp(`${id}\\s+looker-list\\s+active`))
     for (const output of [listed.stdout, table.stdout, listed.stderr, table.stderr]) expect(output).not.toContain(secret)
   })
 
   it('refuses a bad principal, a bad duration, and a config without api_keys', async () => {
-    expect((await runCli(['keys', 'create', '--config', configFile, '--principal', 'a b'])).code).toBe(2)
-    expect((await runCli(['keys', 'create', '--config', configFile, '--principal', 'x', '--expires', 'soon'])).code).toBe(2)
+    expect((await runCliInProcess(['keys', 'create', '--config', configFile, '--principal', 'a b'])).code).toBe(2)
+    expect((await runCliInProcess(['keys', 'create', '--config', configFile, '--principal', 'x', '--expires', 'soon'])).code).toBe(2)
     const bare = join(dir, 'bare.yaml')
     await writeFile(bare, 'upstreams: []\n')
-    const refused = await runCli(['keys', 'list', '--config', bare])
+    const refused = await runCliInProcess(['keys', 'list', '--config', bare])
     expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('configures no API keys (api_keys)') })
   })
 })
@@ -217,11 +218,11 @@ describe('a key over HTTP', () => {
 
 describe('bouncer explain', () => {
   it('explains an API key principal\'s decision offline, from {"iss": "api-keys", "sub": …}', async () => {
-    const allowed = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/data/x', '--claims', '{"iss":"api-keys","sub":"looker-studio"}'])
+    const allowed = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/data/x', '--claims', '{"iss":"api-keys","sub":"looker-studio"}'])
     expect(allowed.code, allowed.stderr).toBe(0)
     expect(allowed.stdout).toMatch(/Identity\s+issuer api-keys, subject looker-studio/)
     expect(allowed.stdout).toContain('+ bi-connectors: granted by assumed_by[0]: issuer api-keys, subject looker-*')
-    const refused = await runCli(['explain', '--config', configFile, '--method', 'GET', '--path', '/data/x', '--claims', '{"iss":"api-keys","sub":"tableau"}'])
+    const refused = await runCliInProcess(['explain', '--config', configFile, '--method', 'GET', '--path', '/data/x', '--claims', '{"iss":"api-keys","sub":"tableau"}'])
     expect(refused.code).toBe(1)
     expect(refused.stdout).toContain('403 no_role')
   })
@@ -288,7 +289,7 @@ describe('revocation', () => {
     const { key, id } = await createKey('looker-revoked')
     for (const base of [gateway.url, second.url]) expect((await call(base, '/data/x', { 'x-api-key': key })).status).toBe(200)
 
-    const revoked = await runCli(['keys', 'revoke', '--config', configFile, id])
+    const revoked = await runCliInProcess(['keys', 'revoke', '--config', configFile, id])
     const revokedAt = Date.now()
     expect(revoked).toMatchObject({ code: 0, stdout: `revoked API key ${id} (principal looker-revoked): every gateway refuses it within 500 ms\n` })
     // How long until each gateway refuses it (for the record), then the bound itself: any request
@@ -305,9 +306,9 @@ describe('revocation', () => {
       expect(res.status).toBe(401)
       expect(res.body).toMatchObject({ code: 'api_key_revoked', detail: expect.stringMatching(new RegExp(`^The API key ${id} was revoked at \\d{4}-`)) })
     }
-    expect((await runCli(['keys', 'revoke', '--config', configFile, key])).stdout).toContain(`API key ${id} (principal looker-revoked) was already revoked at`)
-    expect(await runCli(['keys', 'revoke', '--config', configFile, '0123456789abcdef'])).toMatchObject({ code: 1, stderr: 'bouncer: no API key 0123456789abcdef\n' })
-    expect((await runCli(['keys', 'revoke', '--config', configFile, 'nope'])).code).toBe(2)
+    expect((await runCliInProcess(['keys', 'revoke', '--config', configFile, key])).stdout).toContain(`API key ${id} (principal looker-revoked) was already revoked at`)
+    expect(await runCliInProcess(['keys', 'revoke', '--config', configFile, '0123456789abcdef'])).toMatchObject({ code: 1, stderr: 'bouncer: no API key 0123456789abcdef\n' })
+    expect((await runCliInProcess(['keys', 'revoke', '--config', configFile, 'nope'])).code).toBe(2)
   })
 
   it('DELETE /api/keys/{id} on one gateway: refused there at once, and by the other', async () => {
@@ -325,7 +326,7 @@ describe('revocation', () => {
     const before = Date.now()
     expect((await call(second.url, '/data/x', { 'x-api-key': key })).status).toBe(200)
     await second.stop()
-    const listed = await runCli(['keys', 'list', '--config', configFile, '--json'])
+    const listed = await runCliInProcess(['keys', 'list', '--config', configFile, '--json'])
     const document = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; last_used_at: string | null }).find((d) => d.id === id)
     expect(Date.parse(document?.last_used_at ?? '')).toBeGreaterThanOrEqual(before)
   })

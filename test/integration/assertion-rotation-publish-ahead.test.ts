@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import { decodeProtectedHeader } from 'jose'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { assertionVerifier, type Caller } from '../../examples/assertion/verify-upstream.ts'
-import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { allowAnyCaller } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -87,7 +88,7 @@ it('a rotated assertion key is published on every worker well before it signs, s
   })()
 
   const rotatedAt = Date.now()
-  expect((await runCli(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })).code).toBe(0)
+  expect((await runCliInProcess(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })).code).toBe(0)
   const deadline = rotatedAt + PUBLISH_AHEAD_MS + 15_000
   while (firstNewAssertionAt === Infinity && Date.now() < deadline) await sleep(200)
   await sleep(2_000) // and a while after the switch, on both workers

@@ -18,7 +18,7 @@ import pg from 'pg'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { evaluateInWorker } from '../helpers/inspector.ts'
 import { closeAfterEach, upstreamForFile } from '../helpers/lifecycle.ts'
@@ -90,7 +90,7 @@ async function get(url: string): Promise<{ status: number; text: string }> {
 async function verify(own: string, audit: Record<string, unknown>) {
   const file = join(own, 'cli.yaml')
   await writeFile(file, stringify({ audit }))
-  return runCli(['audit', 'verify', '--config', file])
+  return runCliInProcess(['audit', 'verify', '--config', file])
 }
 
 interface Row { chain: string; seq: number; path: string; status: number; code: string | null; detail: string | null }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -33,8 +33,8 @@ it('names a log file that is no database, for verify and search alike', async ()
   const { file, log } = await configFor('noise')
   await writeFile(log, randomBytes(4096))
   const line = `bouncer: cannot read the audit log ${log}: file is not a database (damaged, or not an audit log?)\n`
-  expect(await runCli(['audit', 'verify', '--config', file])).toEqual({ code: 1, stdout: '', stderr: line })
-  expect(await runCli(['audit', '--config', file])).toEqual({ code: 1, stdout: '', stderr: line })
+  expect(await runCliInProcess(['audit', 'verify', '--config', file])).toEqual({ code: 1, stdout: '', stderr: line })
+  expect(await runCliInProcess(['audit', '--config', file])).toEqual({ code: 1, stdout: '', stderr: line })
 })
 
 // SQLite's CANTOPEN was said as "damaged" too (a probe), though the file was never read: the path
@@ -42,7 +42,7 @@ it('names a log file that is no database, for verify and search alike', async ()
 it('names a log whose place a directory took, as one that cannot be opened, not a damaged one', async () => {
   const { file, log } = await configFor('directory')
   await mkdir(log)
-  const result = await runCli(['audit', 'verify', '--config', file])
+  const result = await runCliInProcess(['audit', 'verify', '--config', file])
   expect(result.code).toBe(1)
   expect(result.stderr).toMatch(new RegExp(`^bouncer: cannot read the audit log ${log}: .+ \\(it is a directory, not an audit log file\\)\\n$`))
   expect(result.stderr).not.toContain('internal error')

@@ -12,6 +12,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -146,7 +147,7 @@ describe('replay of a damaged spill file', () => {
       await gw.close()
     }
     expect(sqliteRows(db).map((r) => r.path)).toEqual(['/a', '/b', '/c', '/d', '/e'])
-    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.stdout).toMatch(/^ok: 5 records in 1 chain verified/)
   })
 })
@@ -217,7 +218,7 @@ describe('a chain head that cannot be read', () => {
     expect(fresh.map((r) => [r.seq, r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/after']])
     expect(fresh[0]?.detail).toContain(`Chain ${old} cannot be continued: record 3 of chain ${old} in sqlite:${db} ${why}`)
 
-    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
     expect(verify.stderr).toContain(`(seq 3 of chain ${old}`)
     expect(verify.stderr).toMatch(restartLine)
@@ -238,7 +239,7 @@ describe('a chain head that cannot be read', () => {
       expect(fresh.map((r) => [Number(r.seq), r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/after']])
       expect(fresh[0]?.detail).toContain(`record 3 of chain ${old} in postgres:${schema} has no valid hash`)
 
-      const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+      const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
       expect(verify.code).toBe(1)
       expect(verify.stderr).toContain(`(seq 3 of chain ${old}`)
       expect(verify.stderr).toMatch(restartLine)
@@ -258,7 +259,7 @@ describe('a chain head that cannot be read', () => {
     expect(rows.map((r) => r.code)).toEqual([null, null, 'chain_restarted', null])
     expect(rows[2]?.detail).toContain(`The previous chain cannot be continued: the chain state ${join(own, 'spill', 'chain.json')} cannot be read (not JSON`)
 
-    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code, verify.stdout).toBe(0)
     expect(verify.stdout).toMatch(/^ok: 4 records in 2 chains verified\n/)
     expect(verify.stdout).toMatch(restartLine)
@@ -336,18 +337,18 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     const audit = sqliteAudit(own, '200ms')
     const head = await twentyRecordsIn(own)
     const config = await cliConfig(own, audit)
-    expect(await runCli(['audit', 'verify', '--config', config])).toMatchObject({
+    expect(await runCliInProcess(['audit', 'verify', '--config', config])).toMatchObject({
       code: 0, stdout: 'ok: 20 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n',
     })
 
     sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 17')
-    let verify = await runCli(['audit', 'verify', '--config', config])
+    let verify = await runCliInProcess(['audit', 'verify', '--config', config])
     expect(verify.code).toBe(1)
     expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
     // The table's copy deleted too: the file, kept apart from the records, still says 20.
     sqliteExec(db, 'DELETE FROM audit_head_checkpoints')
-    verify = await runCli(['audit', 'verify', '--config', config])
+    verify = await runCliInProcess(['audit', 'verify', '--config', config])
     expect(verify.code).toBe(1)
     expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
@@ -356,7 +357,7 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     const lines = (await readFile(file, 'utf8')).trim().split('\n')
     const forged = { ...(JSON.parse(lines.at(-1) as string) as Record<string, unknown>), count: 25 }
     await writeFile(file, `${lines.join('\n')}\n${JSON.stringify(forged)}\n`)
-    verify = await runCli(['audit', 'verify', '--config', config])
+    verify = await runCliInProcess(['audit', 'verify', '--config', config])
     expect(verify.code).toBe(1)
     expect(verify.stderr).toContain(`checkpoint forged: the checkpoint at ${head.checkpoint?.time} for chain ${head.chain} (count 25) in the checkpoint file ${file}: its signature does not verify`)
     expect(verify.stderr).toContain(truncated(head.chain, head)) // measured against the genuine one
@@ -385,7 +386,7 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     expect(fresh.map((r) => [r.seq, r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/a'], [3, null, '/b'], [4, null, '/c'], [5, null, '/d'], [6, null, '/e']])
     expect(fresh[0]?.detail).toContain(`chain ${head.chain} ends at record 17 in its state file and sinks, but the checkpoint signed at ${head.checkpoint?.time} vouches for 20`)
 
-    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
     expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
     expect(verify.stderr).toMatch(restartLine)
@@ -397,7 +398,7 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     const audit = sqliteAudit(own, '200ms')
     const head = await twentyRecordsIn(own)
     sqliteExec(db, 'DELETE FROM audit_records; DELETE FROM audit_head_checkpoints; DELETE FROM audit_chains')
-    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
     expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
   })
@@ -408,7 +409,7 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     const audit = sqliteAudit(own, '200ms')
     const head = await twentyRecordsIn(own)
     for (const file of [db, `${db}-wal`, `${db}-shm`]) await rm(file, { force: true })
-    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
     expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
   })
@@ -423,21 +424,21 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
       const head = await twentyRecords(audit, { secrets }, env)
       const config = join(own, 'bouncer.yaml')
       await writeFile(config, stringify({ audit, secrets }))
-      const list = await runCli(['secrets', 'list', '--config', config], { env })
+      const list = await runCliInProcess(['secrets', 'list', '--config', config], { env })
       expect(list.stdout).toContain('bouncer.audit-checkpoint-key')
       await expect(readFile(join(own, 'spill', 'checkpoints.ndjson.key'))).rejects.toThrow() // no key file beside the log
 
       await pgQuery(`DELETE FROM ${schema}.audit_records WHERE seq > 17`)
-      const verify = await runCli(['audit', 'verify', '--config', config], { env })
+      const verify = await runCliInProcess(['audit', 'verify', '--config', config], { env })
       expect(verify.code).toBe(1)
       expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
       // Without the master key the checkpoints cannot be checked, as another instance's: plain verify
       // passes and says why (the deletion does not show), --strict fails on it.
-      const blind = await runCli(['audit', 'verify', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
+      const blind = await runCliInProcess(['audit', 'verify', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
       expect(blind).toMatchObject({ code: 0, stderr: '' })
       expect(blind.stdout).toMatch(/^not checked: \d+ checkpoints but no key to check them: the secrets store cannot be read \(the master key is missing.*: records deleted from a chain's end would not show; --strict fails$/m)
-      const strictBlind = await runCli(['audit', 'verify', '--strict', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
+      const strictBlind = await runCliInProcess(['audit', 'verify', '--strict', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
       expect(strictBlind.code).toBe(1)
       expect(strictBlind.stderr.split('\n')[0]).toMatch(/^checkpoints not checked: \d+ checkpoints but no key to check them: the secrets store cannot be read \(the master key is missing/)
     } finally {
@@ -462,14 +463,14 @@ describe('rotating the checkpoint key', () => {
     const config = join(own, 'bouncer.yaml')
     await writeFile(config, stringify({ audit, secrets }))
 
-    const refused = await runCli(['secrets', 'put', 'bouncer.audit-checkpoint-key', '--config', config], { env, input: 'not-a-key' })
+    const refused = await runCliInProcess(['secrets', 'put', 'bouncer.audit-checkpoint-key', '--config', config], { env, input: 'not-a-key' })
     expect(refused.code).toBe(1)
     expect(refused.stderr).toContain('bouncer.audit-checkpoint-key holds the audit checkpoint signing key: rotate it with "bouncer secrets rotate bouncer.audit-checkpoint-key" (no value)')
     // A chain that ends signed by the first key (another instance that is gone), then two rotations:
     // verify still checks it, by every key the store has held.
     const gone = await twentyRecords({ ...audit, spill_dir: join(own, 'spill-gone') }, { secrets }, env)
     for (const version of [2, 3]) {
-      const rotated = await runCli(['secrets', 'rotate', 'bouncer.audit-checkpoint-key', '--config', config], { env })
+      const rotated = await runCliInProcess(['secrets', 'rotate', 'bouncer.audit-checkpoint-key', '--config', config], { env })
       expect(rotated).toMatchObject({ code: 0, stdout: `rotated bouncer.audit-checkpoint-key: version ${version} is current, version ${version - 1} is previous\n` })
     }
 
@@ -488,11 +489,11 @@ describe('rotating the checkpoint key', () => {
     expect(after.checkpoint?.kid).toBe(after.key.kid)
     // Every chain reaches a checkpoint that verifies: the gone instance's with the first key, the
     // restarted gateway's with the third (and the command line's chain of the rotations).
-    expect(await runCli(['audit', 'verify', '--strict', '--config', config], { env })).toMatchObject({
+    expect(await runCliInProcess(['audit', 'verify', '--strict', '--config', config], { env })).toMatchObject({
       code: 0, stdout: 'ok: 47 records in 3 chains verified\nanchored: 3 chains reach their latest signed checkpoint\n',
     })
     sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 22')
-    const verify = await runCli(['audit', 'verify', '--config', config], { env })
+    const verify = await runCliInProcess(['audit', 'verify', '--config', config], { env })
     expect(verify.code).toBe(1)
     expect(verify.stderr.split('\n')[0]).toMatch(/^audit log truncated: 3 records missing after record 22 of chain /)
   })
@@ -513,7 +514,7 @@ describe('verify where the checkpoint key is not', () => {
     const checkpoints = (await readFile(`${db}.checkpoints`, 'utf8')).trim().split('\n').length + 1 // the file's, and the table's latest
     const why = `${checkpoints} checkpoints but no key to check them: no secrets store is configured, and there is no key file at ${db}.checkpoints.key`
 
-    expect(await runCli(['audit', 'verify', '--config', config])).toEqual({
+    expect(await runCliInProcess(['audit', 'verify', '--config', config])).toEqual({
       code: 0,
       stderr: '',
       stdout: [
@@ -523,7 +524,7 @@ describe('verify where the checkpoint key is not', () => {
         '',
       ].join('\n'),
     })
-    const strict = await runCli(['audit', 'verify', '--strict', '--config', config])
+    const strict = await runCliInProcess(['audit', 'verify', '--strict', '--config', config])
     expect(strict).toMatchObject({ code: 1, stdout: '' })
     expect(strict.stderr.split('\n')[0]).toBe(`checkpoints not checked: ${why}`)
   })
@@ -664,17 +665,17 @@ describe('verify --strict: a chain no gateway signed', () => {
     const config = await cliConfig(own, { ...audit, checkpoint_interval: '10m' })
     const notes = ['cli:otherhost', 'fresh-1'].map((chain) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`)
 
-    const lenient = await runCli(['audit', 'verify', '--config', config])
+    const lenient = await runCliInProcess(['audit', 'verify', '--config', config])
     expect(lenient.code).toBe(0)
     expect(lenient.stdout).toContain('not anchored: chain forged-1 has no signed checkpoint')
 
-    const strict = await runCli(['audit', 'verify', '--strict', '--config', config])
+    const strict = await runCliInProcess(['audit', 'verify', '--strict', '--config', config])
     expect(strict.code).toBe(1)
     expect(strict.stderr.split('\n')[0]).toBe(`audit chain not anchored: chain forged-1 (newest record ${hourAgo}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`)
     for (const note of notes) expect(strict.stderr).toContain(note)
 
     sqliteExec(db, `DELETE FROM audit_records WHERE chain = (SELECT no FROM audit_chains WHERE chain = 'forged-1')`)
-    const clean = await runCli(['audit', 'verify', '--strict', '--config', config])
+    const clean = await runCliInProcess(['audit', 'verify', '--strict', '--config', config])
     expect(clean.stderr).toBe('')
     expect(clean.code).toBe(0)
     for (const note of notes) expect(clean.stdout).toContain(note)
@@ -755,7 +756,7 @@ describe('retention\'s cut is signed', () => {
       }
     }
     const verifyCli = async (retention: string, ...flags: string[]) =>
-      runCli(['audit', 'verify', ...flags, '--config', await cliConfig(own, { ...audit, retention })])
+      runCliInProcess(['audit', 'verify', ...flags, '--config', await cliConfig(own, { ...audit, retention })])
     /** What the command prints and its exit code, in process (a command's start is ~1.5 s here): the CLI's own report. */
     const verify = async (retention: string, ...flags: string[]) => {
       const file = log.checkpoints(own)

@@ -21,7 +21,7 @@ import type { StoredRow } from '../../src/audit/sinks/sink.ts'
 import { openSqlite } from '../../src/audit/sinks/sqlite.ts'
 import { spillFor } from '../../src/audit/spill.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
@@ -107,7 +107,7 @@ describe('a SQLite audit log written by 0.1.0', () => {
     expect(await verifyAudit(source)).toMatchObject({ ok: true, checked: 7, chains: 1 })
     const config = join(dir, 'read.yaml')
     writeFileSync(config, stringify({ audit: { sinks: [{ type: 'sqlite', path }] } }))
-    const json = await runCli(['audit', '--config', config, '--json', '--limit', '10'])
+    const json = await runCliInProcess(['audit', '--config', config, '--json', '--limit', '10'])
     expect(json.code).toBe(0)
     const printed = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
     expect(printed).toHaveLength(7)
@@ -116,7 +116,7 @@ describe('a SQLite audit log written by 0.1.0', () => {
       expect(record).toMatchObject(NULLS)
     }
     // A filter on an added field finds nothing there (its column does not exist yet): an internal error before.
-    const byActor = await runCli(['audit', '--config', config, '--json', '--actor', 'bob'])
+    const byActor = await runCliInProcess(['audit', '--config', config, '--json', '--actor', 'bob'])
     expect({ code: byActor.code, stdout: byActor.stdout, stderr: byActor.stderr }).toEqual({ code: 0, stdout: '', stderr: expect.not.stringContaining('internal error') })
 
     const gateway = await startTestGateway(gatewayConfig({ type: 'sqlite', path }, spillDir, 'gw-sqlite-1'))

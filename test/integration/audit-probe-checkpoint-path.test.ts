@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 
 let dir: string
@@ -38,7 +38,7 @@ it('names a checkpoint path that is a directory, not an internal error', async (
   await mkdir(checkpoints)
   const config = join(dir, 'bouncer.yaml')
   await writeFile(config, stringify({ audit: { sinks: [{ type: 'sqlite', path: log }] } }))
-  expect(await runCli(['audit', 'verify', '--config', config])).toEqual({
+  expect(await runCliInProcess(['audit', 'verify', '--config', config])).toEqual({
     code: 1,
     stdout: '',
     stderr: `bouncer: cannot read the checkpoint file ${checkpoints}: it is a directory, not a file (EISDIR)\n`,

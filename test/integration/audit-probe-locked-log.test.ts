@@ -12,7 +12,7 @@ import pg from 'pg'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { auditRecordCount, dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream } from '../helpers/upstream.ts'
@@ -60,14 +60,14 @@ it('says a SQLite log another process holds locked is locked, not damaged', asyn
   holder.exec('BEGIN EXCLUSIVE')
   try {
     const line = `bouncer: cannot read the audit log ${log}: database is locked (another process holds it locked: try again once it lets go)\n`
-    expect(await runCli(['audit', 'verify', '--config', config])).toEqual({ code: 1, stdout: '', stderr: line })
-    expect(await runCli(['audit', '--config', config])).toEqual({ code: 1, stdout: '', stderr: line })
+    expect(await runCliInProcess(['audit', 'verify', '--config', config])).toEqual({ code: 1, stdout: '', stderr: line })
+    expect(await runCliInProcess(['audit', '--config', config])).toEqual({ code: 1, stdout: '', stderr: line })
   } finally {
     holder.exec('ROLLBACK')
     holder.close()
   }
   // Let go, it reads.
-  expect(await runCli(['audit', 'verify', '--config', config])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ok: 1 record in 1 chain verified/) })
+  expect(await runCliInProcess(['audit', 'verify', '--config', config])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ok: 1 record in 1 chain verified/) })
 }, 60_000)
 
 it('says a PostgreSQL search ended at read_timeout by a locked table so, not as an internal error', async () => {
@@ -76,7 +76,7 @@ it('says a PostgreSQL search ended at read_timeout by a locked table so, not as 
   await locker.connect()
   try {
     await locker.query(`BEGIN; LOCK TABLE ${schema}.audit_records IN ACCESS EXCLUSIVE MODE`)
-    const result = await runCli(['audit', '--config', config])
+    const result = await runCliInProcess(['audit', '--config', config])
     expect(result).toEqual({
       code: 1,
       stdout: '',

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startBlackhole, type Blackhole } from '../helpers/faults.ts'
 
 let dir: string
@@ -40,7 +40,7 @@ async function configFor(port: number): Promise<string> {
 
 it('names a server that does not answer, for a search', async () => {
   const file = await configFor(blackhole.port)
-  expect(await runCli(['audit', '--config', file])).toEqual({
+  expect(await runCliInProcess(['audit', '--config', file])).toEqual({
     code: 1,
     stdout: '',
     stderr: `bouncer: cannot read the audit log: timeout expired (PostgreSQL at 127.0.0.1:${blackhole.port}: not reachable, or it went away)\n`,
@@ -51,7 +51,7 @@ it('names a server whose connection is reset, for verify and a search', async ()
   const { port } = resetting.address() as AddressInfo
   const file = await configFor(port)
   for (const args of [['audit', 'verify'], ['audit']]) {
-    const result = await runCli([...args, '--config', file])
+    const result = await runCliInProcess([...args, '--config', file])
     expect(result).toMatchObject({ code: 1, stdout: '' })
     // Reset at the connect or at the first read, as the timing falls.
     expect(result.stderr).toMatch(new RegExp(`^bouncer: cannot read the audit log: \\S+ ECONNRESET.* \\(PostgreSQL at 127\\.0\\.0\\.1:${port}: not reachable, or it went away\\)\\n$`))

@@ -8,7 +8,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -66,6 +66,6 @@ it('a principal longer than the record keeps is found by its whole name', async 
   expect(overview.statusCode).toBe(200)
   expect(((await overview.body.json()) as { totals: { requests: number } }).totals.requests).toBe(1)
 
-  const cli = await runCli(['audit', '--json', '--principal', sub, '--config', gateway.file])
+  const cli = await runCliInProcess(['audit', '--json', '--principal', sub, '--config', gateway.file])
   expect(cli.stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as AuditRecord).request_id)).toEqual(['long-sub-1'])
 })

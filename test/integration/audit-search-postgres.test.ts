@@ -10,7 +10,7 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { writeFile } from 'node:fs/promises'
 import { stringify } from 'yaml'
 import { searchAudit } from '../../src/audit/search.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { waitFor } from '../helpers/wait.ts'
 import pg from 'pg'
 
@@ -69,11 +69,11 @@ describe('bouncer audit --limit past what a number holds exactly', () => {
     await writeFile(files.sqlite, stringify({ audit: { sinks: [{ type: 'sqlite', path: join(dir, 'limit.db') }] } }))
     for (const [kind, file] of Object.entries(files)) {
       for (const limit of ['99999999999999999999', '0x10']) {
-        const cli = await runCli(['audit', '--config', file, '--limit', limit])
+        const cli = await runCliInProcess(['audit', '--config', file, '--limit', limit])
         expect(cli, `${kind} --limit ${limit}`).toEqual({ code: 2, stdout: '', stderr: 'bouncer: --limit must be a whole number from 1\n' })
       }
     }
-    const ok = await runCli(['audit', '--config', files.postgres, '--limit', '9007199254740991', '--json'])
+    const ok = await runCliInProcess(['audit', '--config', files.postgres, '--limit', '9007199254740991', '--json'])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout.trim().split('\n')).toHaveLength(1)
   })
@@ -93,7 +93,7 @@ describe('a PostgreSQL log this role cannot read', () => {
         const file = join(dir, `${user}.yaml`)
         await writeFile(file, stringify({ audit: { sinks: [{ type: 'postgres', url: url.href, schema }] } }))
         for (const args of [['audit'], ['audit', 'verify']]) {
-          expect(await runCli([...args, '--config', file]), `${user} ${args.join(' ')}`).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot read the audit log: ${reason}\n` })
+          expect(await runCliInProcess([...args, '--config', file]), `${user} ${args.join(' ')}`).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot read the audit log: ${reason}\n` })
         }
       }
     } finally {
@@ -107,9 +107,9 @@ describe('a PostgreSQL log with no records yet', () => {
     const fresh = uniqueSchema('pgnone')
     const file = join(dir, 'none.yaml')
     await writeFile(file, stringify({ audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema: fresh }] } }))
-    const cli = await runCli(['audit', '--config', file])
+    const cli = await runCliInProcess(['audit', '--config', file])
     expect(cli.stderr).toContain('no records yet')
-    const api = await runCli(['audit', 'verify', '--config', file])
+    const api = await runCliInProcess(['audit', 'verify', '--config', file])
     expect(api.stderr).not.toMatch(/\n\s+at /)
   })
 })

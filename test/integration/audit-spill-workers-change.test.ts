@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { auditRows } from '../helpers/mcp.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -73,7 +74,7 @@ async function spillThenRestart(name: string, before: number, after: number): Pr
   await waitFor(() => auditRows(log, `route = 'first'`).length === 20, 'the first run\'s spilled records in the log', 30_000)
   await waitFor(() => spilledLines(join(base, 'spill')) === 0, 'the spill files drained', 30_000)
   expect(await second.stop()).toBe(0)
-  const verify = await runCli(['audit', 'verify', '--config', file])
+  const verify = await runCliInProcess(['audit', 'verify', '--config', file])
   expect(verify.code, verify.stdout + verify.stderr).toBe(0)
 }
 

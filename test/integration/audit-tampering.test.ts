@@ -11,7 +11,7 @@ import { verifyAudit } from '../../src/audit/verify.ts'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createSqliteSink } from '../../src/audit/sinks/sqlite.ts'
 import { testCutSigner } from '../helpers/audit.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -79,7 +79,7 @@ describe('client values that are not valid UTF-16', () => {
     await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(own, 'spill') } }))
     const records = await searchAudit({ type: 'sqlite', path }, { limit: 10 })
     expect(records).toHaveLength(3)
-    const verify = await runCli(['audit', 'verify', '--config', file])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', file])
     expect(verify.stderr).toBe('')
     expect(verify.code).toBe(0)
   })
@@ -129,9 +129,9 @@ describe('stored columns the hash does not cover', () => {
     database.close()
     const file = join(own, 'bouncer.yaml')
     await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(own, 'spill') } }))
-    const search = await runCli(['audit', '--since', '1h', '--json', '--config', file])
+    const search = await runCliInProcess(['audit', '--since', '1h', '--json', '--config', file])
     const shown = search.stdout.trim().split('\n').filter(Boolean).length
-    const verify = await runCli(['audit', 'verify', '--config', file])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', file])
     // Either the search still shows the record, or verify says the log was tampered with.
     expect(shown === 3 || verify.code === 1, `search shows ${shown} of 3 records; verify: ${verify.code} ${verify.stdout}`).toBe(true)
   })
@@ -160,9 +160,9 @@ describe('rows verify never walks', () => {
     database.close()
     const file = join(own, 'bouncer.yaml')
     await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(own, 'spill') } }))
-    const search = await runCli(['audit', '--json', '--config', file])
+    const search = await runCliInProcess(['audit', '--json', '--config', file])
     expect(search.stdout).toContain('/open/forged') // the console, search and export show it
-    const verify = await runCli(['audit', 'verify', '--config', file])
+    const verify = await runCliInProcess(['audit', 'verify', '--config', file])
     expect(verify.code, `verify: ${verify.stdout}${verify.stderr}`).toBe(1)
 
     // Retention signs each chain's cut by its name: the stray, which has none, is left for verify to

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUDIT_FIELDS, type AuditRecord } from '../../src/audit/record.ts'
 import { searchAudit } from '../../src/audit/search.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -204,19 +204,19 @@ describe('search', () => {
     const file = join(dir, 'bouncer.yaml')
     await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path: db }] } }))
     await waitFor(async () => (await searchAudit({ type: 'sqlite', path: db }, { limit: 1, route: 'data', status: 200 }))[0]?.path === '/data/b', 'the newest record')
-    const json = await runCli(['audit', '--config', file, '--principal', 'looker-reports', '--route', 'data', '--decision', 'allow', '--since', '1h', '--json', '--limit', '2'])
+    const json = await runCliInProcess(['audit', '--config', file, '--principal', 'looker-reports', '--route', 'data', '--decision', 'allow', '--since', '1h', '--json', '--limit', '2'])
     expect(json.code).toBe(0)
     const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord)
     expect(lines.map((r) => r.path)).toEqual(['/data/b', '/data/a'])
     expect(Object.keys(lines[0]!)).toEqual(AUDIT_FIELDS) // every field, in SPEC order
     expect(lines[0]).toMatchObject({ credential: 'bearer', attempts: 1, instance: 'audit-test-1', actor: null, tool: null, args_sha256: null })
-    const table = await runCli(['audit', '--config', file, '--decision', 'deny', '--status', '403'])
+    const table = await runCliInProcess(['audit', '--config', file, '--decision', 'deny', '--status', '403'])
     expect(table.stdout.split('\n')[0]).toMatch(/^TIME \(UTC\)\s+STATUS\s+DECISION\s+REQUEST\s+ROUTE\s+SUBJECT\s+WHY$/)
     expect(table.stdout).toContain('policy_denied (NoSecrets)')
     expect(table.stdout).not.toContain(' 200 ')
-    expect((await runCli(['audit', '--config', file, '--since', 'yesterday-ish'])).code).toBe(2)
+    expect((await runCliInProcess(['audit', '--config', file, '--since', 'yesterday-ish'])).code).toBe(2)
     // Date.parse read `12` as 2001-12-01: "no records match", exit 0.
-    expect(await runCli(['audit', '--config', file, '--until', '12'])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('until "12" is not a time') })
+    expect(await runCliInProcess(['audit', '--config', file, '--until', '12'])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('until "12" is not a time') })
   })
 
   it('GET /api/audit takes the same filters', async () => {
@@ -325,7 +325,7 @@ describe('a log with no records yet', () => {
     await expect(searchAudit({ type: 'sqlite', path: empty }, { limit: 10 })).rejects.toThrow(/no records yet/)
     const file = join(dir, 'not-yet-migrated.yaml')
     await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path: empty }] } }))
-    const cli = await runCli(['audit', '--config', file])
+    const cli = await runCliInProcess(['audit', '--config', file])
     expect(cli.code, cli.stderr).not.toBe(0)
     expect(cli.stderr).toContain('no records yet')
 
@@ -367,7 +367,7 @@ describe('tamper evidence', () => {
 
   it('bouncer audit verify passes an untouched chain, and it continues across restarts', async () => {
     const { path, file } = await chainOf(5)
-    expect(await runCli(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
+    expect(await runCliInProcess(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
     // A second gateway on the same files continues the chain.
     const gw = await startTestGateway({
       audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(path, '..', 'spill'), flush_interval: '10ms' },
@@ -382,7 +382,7 @@ describe('tamper evidence', () => {
   it('names an edited record', async () => {
     const { path, file } = await chainOf(5)
     tamper(path, "UPDATE audit_records SET path = '/nothing-to-see' WHERE seq = 3")
-    const result = await runCli(['audit', 'verify', '--config', file])
+    const result = await runCliInProcess(['audit', 'verify', '--config', file])
     expect(result.code).toBe(1)
     expect(result.stdout).toBe('')
     expect(result.stderr).toMatch(/^audit log tampered: record [0-9a-f-]{36} \(seq 3 of chain [0-9a-f-]{36}, .*\): its content does not match its hash \(the record was edited\)\n2 records in 1 chain verified up to the problems above\n$/)

@@ -20,7 +20,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { AUDIENCE } from '../helpers/identity-provider.ts'
@@ -373,7 +373,7 @@ describe('explain agrees with the gateway', () => {
   })
 
   it('bouncer explain --form says the same offline', async () => {
-    const cli = (form: string) => runCli(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: setup.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--form', form, '--json'])
+    const cli = (form: string) => runCliInProcess(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: setup.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--form', form, '--json'])
     const denied = await cli('title=x&_method=DELETE')
     expect(denied.code).toBe(1)
     expect((JSON.parse(denied.stdout) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NeverDelete' })

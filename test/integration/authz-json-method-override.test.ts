@@ -18,7 +18,7 @@ import express from 'express'
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE } from '../helpers/identity-provider.ts'
 import { rawPost, startOverrideGateway, startOverrideH2Gateway, type OverrideH2Gateway, type OverrideSetup } from '../helpers/method-override.ts'
@@ -377,7 +377,7 @@ describe('explain agrees with the gateway', () => {
   })
 
   it('bouncer explain --json-body says the same offline', async () => {
-    const cli = (json: string) => runCli(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: setup.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--json-body', json, '--json'])
+    const cli = (json: string) => runCliInProcess(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: setup.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--json-body', json, '--json'])
     const denied = await cli('{"title":"x","_method":"DELETE"}')
     expect(denied.code).toBe(1)
     expect((JSON.parse(denied.stdout) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NeverDelete' })

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 
@@ -19,5 +19,5 @@ afterAll(async () => {
 
 it.each(['audit', 'keys list', 'sessions list', 'approvals list'])('bouncer %s with a missing config says why, once', async (command) => {
   const file = join(dir, 'nope.yaml')
-  expect(await runCli([...command.split(' '), '--config', file])).toEqual({ code: 1, stdout: '', stderr: `bouncer: ${file}: cannot read the config file: no such file\n` })
+  expect(await runCliInProcess([...command.split(' '), '--config', file])).toEqual({ code: 1, stdout: '', stderr: `bouncer: ${file}: cannot read the config file: no such file\n` })
 })

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -30,13 +30,13 @@ const config = (team: string) => [
 it('refuses a config that is not UTF-8, naming the line and column of the first stray byte', async () => {
   const file = join(dir, 'latin1.yaml')
   await writeFile(file, Buffer.from(config('équipe'), 'latin1'))
-  expect(await runCli(['check', '--config', file])).toEqual({ code: 1, stdout: '', stderr: `${file}:5:25: the file is not UTF-8 text (saved in another encoding?): save it as UTF-8\n` })
+  expect(await runCliInProcess(['check', '--config', file])).toEqual({ code: 1, stdout: '', stderr: `${file}:5:25: the file is not UTF-8 text (saved in another encoding?): save it as UTF-8\n` })
   const utf8 = join(dir, 'utf8.yaml')
   await writeFile(utf8, config('équipe'))
-  expect(await runCli(['check', '--config', utf8])).toEqual({ code: 0, stdout: 'ok\n', stderr: '' })
+  expect(await runCliInProcess(['check', '--config', utf8])).toEqual({ code: 0, stdout: 'ok\n', stderr: '' })
 })
 
 it('refuses a file past 64 MB without reading it all', async () => {
-  const result = await runCli(['check', '--config', '/dev/zero'])
+  const result = await runCliInProcess(['check', '--config', '/dev/zero'])
   expect(result).toEqual({ code: 1, stdout: '', stderr: '/dev/zero:1:1: cannot read the config file: it is larger than 64 MB (a config of 10,000 routes is about 2 MB)\n' })
 })

@@ -10,7 +10,8 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
-import { runCli, startServe } from '../helpers/cli.ts'
+import { startServe } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -50,7 +51,7 @@ describe('relative paths in the config', () => {
     const file = join(configDir, 'bouncer.yaml')
     await writeFile(file, stringify(config({ store: { type: 'embedded', path: './data/secrets.db', master_key: 'file:./keys/master.key' } })))
 
-    const put = await runCli(['secrets', 'put', 'admin-token', '--config', file], { cwd: elsewhere, input: 'admin-token-0123456789' })
+    const put = await runCliInProcess(['secrets', 'put', 'admin-token', '--config', file], { cwd: elsewhere, input: 'admin-token-0123456789' })
     expect(put.code, put.stderr).toBe(0)
     const gw = await startServe(['--config', file], { cwd: elsewhere })
     try {
@@ -72,7 +73,7 @@ describe('relative paths in the config', () => {
     expect(existsSync(join(elsewhere, 'data'))).toBe(false)
 
     // Another command, from yet another directory, reads the same log.
-    const audit = await runCli(['audit', '--config', file, '--json'], { cwd: dir })
+    const audit = await runCliInProcess(['audit', '--config', file, '--json'], { cwd: dir })
     expect(audit.code, audit.stderr).toBe(0)
     expect(audit.stdout).toContain('"request_id":"from-elsewhere"')
   })
@@ -82,7 +83,7 @@ describe('relative paths in the config', () => {
     await writeFile(join(configDir, 'mounted', 'admin-token'), 'admin-token-from-a-file\n')
     const file = join(configDir, 'file-store.yaml')
     await writeFile(file, stringify(config({ store: { type: 'file', dir: './mounted' } })))
-    const check = await runCli(['check', '--config', file], { cwd: elsewhere })
+    const check = await runCliInProcess(['check', '--config', file], { cwd: elsewhere })
     expect(check.stdout.trim().split('\n').at(-1), check.stdout).toBe('ok')
     expect(check.code).toBe(0)
   })

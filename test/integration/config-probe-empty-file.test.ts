@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { publicCatchAll, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -27,7 +27,7 @@ const EMPTY = (file: string) => `${file}:1:1: the file holds no config (it is em
 it('bouncer check refuses an empty file and one of comments only', async () => {
   for (const text of ['', '# routes: to come\n\n']) {
     await writeFile(`${gateway.dir}/empty.yaml`, text)
-    const result = await runCli(['check', '--config', `${gateway.dir}/empty.yaml`])
+    const result = await runCliInProcess(['check', '--config', `${gateway.dir}/empty.yaml`])
     expect(result.stderr).toBe(`${EMPTY(`${gateway.dir}/empty.yaml`)}\n`)
     expect(result.code).toBe(1)
   }

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -26,7 +27,7 @@ async function serveWith(name: string, server: string, admin: string) {
     routes: [{ id: 'r', path: '/r', upstream: 'api', public: true }],
     audit: { sinks: [{ type: 'sqlite', path: join(dir, `${name}-audit.db`) }], spill_dir: join(dir, `${name}-spill`) },
   }))
-  expect((await runCli(['check', '--config', file])).stdout).toBe('ok\n')
+  expect((await runCliInProcess(['check', '--config', file])).stdout).toBe('ok\n')
   return runCli(['serve', '--config', file], { timeout: 30_000 })
 }
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -27,7 +27,7 @@ it('bouncer check says a secret name no store can hold is not a name', async () 
     upstreams: [{ name: 'api', url: 'http://127.0.0.1:9', headers: { 'X-Good': '${secret:api-token}', 'X-Outside': '${secret:../outside}' } }],
     routes: [{ id: 'r', path: '/r', upstream: 'api', public: true }],
   }))
-  const result = await runCli(['check', '--config', file])
+  const result = await runCliInProcess(['check', '--config', file])
   expect(result.stderr).toBe(`${file}:10:18: upstreams[0].headers.X-Outside: "../outside" is not a valid secret name (letters, digits and . _ -)\n`)
   expect(result.code).toBe(1)
 })

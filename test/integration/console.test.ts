@@ -10,7 +10,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, SCREENSHOTS, showPage, signInWithToken, submitToken } from '../helpers/browser.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { openConsoleTab, type ConsoleTab, type Watch } from '../helpers/console-tab.ts'
@@ -224,7 +224,7 @@ describe('the console', () => {
       expect(claims).toMatchObject({ sub: 'looker-reports', iss: idp.issuer })
       await page.click('form.simulate button:text("Explain")')
       const decision = await page.locator('[data-testid=decision]').innerText()
-      const cli = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/sales/customers', '--claims', JSON.stringify(claims), '--ip', '127.0.0.1', '--json'])
+      const cli = await runCliInProcess(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/sales/customers', '--claims', JSON.stringify(claims), '--ip', '127.0.0.1', '--json'])
       const expected = (JSON.parse(cli.stdout) as { decision: { effect: string; status: number; code: string; reason: string } }).decision
       expect(decision).toContain(expected.effect.toUpperCase())
       expect(decision).toContain(`${expected.status} ${expected.code}`)

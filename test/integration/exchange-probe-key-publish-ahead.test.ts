@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { ISSUER, tokenForm } from '../helpers/exchange.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { onNewConnection, serveWithWorkers } from '../helpers/workers.ts'
@@ -91,7 +92,7 @@ it('a rotated exchange key is published on every worker well before it signs, so
   })()
 
   const rotatedAt = Date.now()
-  expect((await runCli(['secrets', 'rotate', 'bouncer.exchange-key', '--config', file], { env })).code).toBe(0)
+  expect((await runCliInProcess(['secrets', 'rotate', 'bouncer.exchange-key', '--config', file], { env })).code).toBe(0)
   const deadline = rotatedAt + PUBLISH_AHEAD_MS + 15_000
   while (firstNewTokenAt === Infinity && Date.now() < deadline) await sleep(200)
   await sleep(2_000) // and a while after the switch, on both workers

@@ -5,7 +5,8 @@
 // exited 1 (a finding), not 2 (README: a usage error, before any config is read).
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli, type CliResult } from '../helpers/cli.ts'
+import { type CliResult } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 
@@ -32,7 +33,7 @@ afterAll(async () => {
 })
 
 const claims = JSON.stringify({ iss: 'https://sso.example.com/', sub: 'ana', aud: 'api://bouncer', exp: 4_102_444_800 })
-const explain = (...args: string[]) => runCli(['explain', '--config', file, '--method', 'GET', '--path', '/reports', ...args])
+const explain = (...args: string[]) => runCliInProcess(['explain', '--config', file, '--method', 'GET', '--path', '/reports', ...args])
 /** The allowed request both tests below check against (exit 0): one `bouncer explain` process (~1 s of CPU) for the two. */
 let allowedRun: Promise<CliResult> | undefined
 const allowed = () => (allowedRun ??= explain('--claims', claims, '--ip', '10.1.2.3'))
@@ -103,7 +104,7 @@ it('CONNECT is explained as the gateway answers it: 400 bad_path', async () => {
 // accepts GET", exit 1, which sent the operator to the route. It is a usage error now.
 it('a method that is no HTTP method is a usage error, for the command line and the API', async () => {
   for (const method of ['GET ', 'G\r\nET', '', 'GET/1']) {
-    expect(await runCli(['explain', '--config', file, '--method', method, '--path', '/reports', '--claims', claims])).toEqual({
+    expect(await runCliInProcess(['explain', '--config', file, '--method', method, '--path', '/reports', '--claims', claims])).toEqual({
       code: 2, stdout: '', stderr: `bouncer: --method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})\n`,
     })
     const res = await request(`${gateway.adminUrl}/api/explain`, {
@@ -115,5 +116,5 @@ it('a method that is no HTTP method is a usage error, for the command line and t
     expect(await res.body.json()).toMatchObject({ code: 'bad_request', detail: '"method" must be an HTTP method, e.g. "GET".' })
   }
   expect((await allowed()).code).toBe(0)
-  expect((await runCli(['explain', '--config', file, '--method', 'get', '--path', '/reports', '--claims', claims, '--ip', '10.1.2.3'])).code).toBe(0)
+  expect((await runCliInProcess(['explain', '--config', file, '--method', 'get', '--path', '/reports', '--claims', claims, '--ip', '10.1.2.3'])).code).toBe(0)
 })

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let pki: TestPki
 let file: string
@@ -33,16 +33,16 @@ const claims = (sub: string) => JSON.stringify({ iss: 'CN=Test CA, O=Bouncer tes
 
 describe('bouncer explain --client-cert', () => {
   it('explains a workload by its certificate\'s issuer and trust rules', async () => {
-    const allowed = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/data/x', '--client-cert', '--claims', claims('spiffe://prod/ns/etl/sa/loader'), '--json'])
+    const allowed = await runCliInProcess(['explain', '--config', file, '--method', 'GET', '--path', '/data/x', '--client-cert', '--claims', claims('spiffe://prod/ns/etl/sa/loader'), '--json'])
     expect(allowed.code, allowed.stderr).toBe(0)
     expect(JSON.parse(allowed.stdout)).toMatchObject({ identity: { issuer: 'mesh', sub: 'spiffe://prod/ns/etl/sa/loader' }, decision: { effect: 'allow', statement: 'Read' } })
-    const other = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/data/x', '--client-cert', '--claims', claims('spiffe://prod/ns/web/sa/site'), '--json'])
+    const other = await runCliInProcess(['explain', '--config', file, '--method', 'GET', '--path', '/data/x', '--client-cert', '--claims', claims('spiffe://prod/ns/web/sa/site'), '--json'])
     expect(other.code).toBe(1)
     expect(JSON.parse(other.stdout)).toMatchObject({ decision: { status: 403, code: 'no_role' } })
   })
 
   it('needs --claims', async () => {
-    const bare = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/data/x', '--client-cert'])
+    const bare = await runCliInProcess(['explain', '--config', file, '--method', 'GET', '--path', '/data/x', '--client-cert'])
     expect(bare.code).toBe(2)
     expect(bare.stderr).toMatch(/--client-cert needs --claims/)
   })

@@ -16,7 +16,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { keyDocument, newApiKey, type ApiKeyStore } from '../../src/identity/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -90,7 +90,7 @@ async function lastUsedInStore(key: string): Promise<string | null> {
 
 /** The keys' last_used_at read by `bouncer keys list --json`, what an operator sees: one run for them all. */
 async function lastUsed(keys: string[]): Promise<Array<string | null>> {
-  const listed = await runCli(['keys', 'list', '--config', gateway.file, '--json'])
+  const listed = await runCliInProcess(['keys', 'list', '--config', gateway.file, '--json'])
   expect(listed.code, listed.stderr).toBe(0)
   const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; last_used_at: string | null })
   return keys.map((key) => documents.find((d) => d.id === key.slice(3, 19))?.last_used_at ?? null)
@@ -128,7 +128,7 @@ async function cliExplain(path: string, given: { claims?: object; token?: string
   const key = JSON.stringify([args, given.token ?? null])
   let run = cliRuns.get(key)
   if (run === undefined) {
-    run = runCli(args, given.token !== undefined ? { input: given.token } : {}).then((result) => {
+    run = runCliInProcess(args, given.token !== undefined ? { input: given.token } : {}).then((result) => {
       const { decision } = result.stderr === '' ? (JSON.parse(result.stdout) as Explanation) : { decision: { status: 0, code: null } }
       return { status: decision.status, code: decision.code, exit: result.code, stderr: result.stderr }
     })
@@ -255,7 +255,7 @@ describe('an API key given as --token', () => {
   it('is explained as its principal, and its use is not recorded', { timeout: 90_000 }, async () => {
     const fresh = await createKey('key-reader-9')
     const used = await createKey('key-reader-8')
-    const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/keyed/x', '--token', fresh])
+    const result = await runCliInProcess(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/keyed/x', '--token', fresh])
     expect(result.code, result.stderr).toBe(0)
     expect(result.stdout).toMatch(/Identity +issuer api-keys, subject key-reader-9, client [0-9a-f]{16} +\(from an API key, checked against the key store\)/)
     expect(result.stdout).not.toContain(fresh)
@@ -271,7 +271,7 @@ describe('an API key given as --token', () => {
 
 describe('an API key explained', () => {
   it('on the command line is explained with a warning that its secret is now in the history', async () => {
-    const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/keyed/x', '--token', readerKey, '--json'])
+    const result = await runCliInProcess(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/keyed/x', '--token', readerKey, '--json'])
     expect(result.code).toBe(0)
     expect(result.stderr).toContain('--token -')
     expect((JSON.parse(result.stdout) as Explanation).decision.effect).toBe('allow')

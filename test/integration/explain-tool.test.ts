@@ -7,7 +7,7 @@ import type { Client } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { exchanged } from '../helpers/exchange.ts'
 import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { AGENT_FOR_REPORTER, auditRows, connect, MCP_RESOURCE, startMcpTestGateway, WITH_OPS_ONCALL, type McpTestSetup } from '../helpers/mcp.ts'
@@ -58,12 +58,12 @@ async function explained(tool: string, token: string, form: { text: boolean }): 
   })
   const api = (await res.body.json()) as Explanation
   expect(res.statusCode, JSON.stringify(api)).toBe(200)
-  const json = await runCli(['explain', '--config', setup.gateway.file, '--tool', tool, '--token', '-', '--json'], { input: token })
+  const json = await runCliInProcess(['explain', '--config', setup.gateway.file, '--tool', tool, '--token', '-', '--json'], { input: token })
   expect(json.stderr).toBe('')
   const cli = JSON.parse(json.stdout) as Explanation
   expect(cli).toEqual(api)
   if (!form.text) return { cli, text: '', exit: json.code }
-  const text = await runCli(['explain', '--config', setup.gateway.file, '--tool', tool, '--token', '-'], { input: token })
+  const text = await runCliInProcess(['explain', '--config', setup.gateway.file, '--tool', tool, '--token', '-'], { input: token })
   expect(text.code).toBe(json.code)
   return { cli, text: text.stdout, exit: json.code }
 }
@@ -193,10 +193,10 @@ describe('explain --tool agrees with what tools/call does', () => {
 
 describe('explain --tool usage', () => {
   it('refuses --tool with --method or --path, and a request without either, as usage errors', async () => {
-    const both = await runCli(['explain', '--config', setup.gateway.file, '--tool', 'get_daily_report', '--method', 'GET', '--path', '/x'])
+    const both = await runCliInProcess(['explain', '--config', setup.gateway.file, '--tool', 'get_daily_report', '--method', 'GET', '--path', '/x'])
     expect(both).toMatchObject({ code: 2, stdout: '' })
     expect(both.stderr).toMatch(/give --tool \(an MCP tool call\) or --method and --path \(a request\), not both/)
-    const neither = await runCli(['explain', '--config', setup.gateway.file])
+    const neither = await runCliInProcess(['explain', '--config', setup.gateway.file])
     expect(neither.code).toBe(2)
     expect(neither.stderr).toMatch(/give --method and --path \(a request\), or --tool \(an MCP tool call\)/)
     const res = await request(`${setup.gateway.adminUrl}/api/explain`, {

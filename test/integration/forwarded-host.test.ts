@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
@@ -84,7 +84,7 @@ describe('server.hosts in the config', () => {
   it('bouncer check names an entry that is not a host, with its line and column', async () => {
     const file = join(dir, 'bouncer.yaml')
     await writeFile(file, 'server:\n  hosts:\n    - api.example.com\n    - "api.*.com"\naudit:\n  sinks: []\n')
-    const result = await runCli(['check', '--config', file])
+    const result = await runCliInProcess(['check', '--config', file])
     expect(result.code).toBe(1)
     expect(result.stderr).toContain(`${file}:4:7: server.hosts[1]: invalid host "api.*.com": write it like api.example.com, *.example.com or api.example.com:8443`)
   })

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 
 let dir: string
@@ -30,7 +30,7 @@ beforeAll(async () => {
   }
   const file = join(dir, 'bouncer.yaml')
   await writeFile(file, stringify({ ...config, audit: { sinks: [], spill_dir: join(dir, 'spill') } }))
-  const created = await runCli(['keys', 'create', '--config', file, '--principal', 'looker-studio'])
+  const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'looker-studio'])
   expect(created.code, created.stderr).toBe(0)
   key = created.stdout.trim()
   gw = await startTestGateway(config)

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { beforeAll, expect, it } from 'vitest'
 import { behindEachProxy, forwardAuthSetup } from '../helpers/forward-auth-proxy.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let key: string
 
@@ -31,7 +31,7 @@ const setup = forwardAuthSetup('fx1-caddy', (dir, api) => ({
 }))
 
 beforeAll(async () => {
-  const created = await runCli(['keys', 'create', '--config', setup().gw.file, '--principal', 'key-reader'])
+  const created = await runCliInProcess(['keys', 'create', '--config', setup().gw.file, '--principal', 'key-reader'])
   expect(created.code, created.stderr).toBe(0)
   key = created.stdout.trim()
 }, 30_000)

@@ -3,7 +3,7 @@
 // matching with no word why, though the claim is absent: the reader took it for a bug. The
 // statement's free-text `why` now says the claim is withheld and a deny holds on it (fails closed).
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 
 let gw: TestGateway
@@ -30,7 +30,7 @@ afterAll(async () => {
 
 const base = { iss: 'https://corp.example', aud: 'api', sub: 'user-1' }
 const overage = { ...base, _claim_names: { groups: 'src1' }, _claim_sources: { src1: { endpoint: 'https://graph.microsoft.com/v1.0/users/x/getMemberObjects' } } }
-const explain = (claims: object, json = false) => runCli(['explain', '--config', gw.file, '--method', 'GET', '--path', '/payroll', '--claims', JSON.stringify(claims), ...(json ? ['--json'] : [])])
+const explain = (claims: object, json = false) => runCliInProcess(['explain', '--config', gw.file, '--method', 'GET', '--path', '/payroll', '--claims', JSON.stringify(claims), ...(json ? ['--json'] : [])])
 
 it('says why a deny on a withheld claim matches, in the statement\'s why (JSON) and its line (text)', async () => {
   const json = await explain(overage, true)

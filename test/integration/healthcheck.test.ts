@@ -7,7 +7,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { deferred } from '../helpers/wait.ts'
@@ -30,7 +30,7 @@ afterAll(async () => {
 async function healthcheck(yaml: string, env: NodeJS.ProcessEnv = {}) {
   const file = join(dir, `hc-${Math.random().toString(36).slice(2)}.yaml`)
   await writeFile(file, yaml)
-  return runCli(['healthcheck', '--config', file], { env: { BOUNCER_ADMIN_LISTEN: '', ...env } })
+  return runCliInProcess(['healthcheck', '--config', file], { env: { BOUNCER_ADMIN_LISTEN: '', ...env } })
 }
 
 describe('bouncer healthcheck', () => {
@@ -74,7 +74,7 @@ describe('bouncer healthcheck', () => {
     await once(server, 'close')
     const result = await healthcheck(`admin:\n  listen: 127.0.0.1:${port}\n`)
     expect(result).toMatchObject({ code: 1, stdout: '', stderr: `bouncer: not ready: http://127.0.0.1:${port}/readyz: no answer (ECONNREFUSED)\n` })
-    expect((await runCli(['healthcheck', '--timeout', 'soon'])).code).toBe(2)
+    expect((await runCliInProcess(['healthcheck', '--timeout', 'soon'])).code).toBe(2)
   })
 
   // It asked port 0 and said "no answer (ECONNREFUSED)", as though the gateway were down (a probe).

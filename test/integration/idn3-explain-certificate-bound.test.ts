@@ -6,7 +6,7 @@
 // problem, refused as the gateway refuses it.
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { allowAnyCaller, explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -53,7 +53,7 @@ describe('explain of a certificate-bound token', () => {
     expect(explained.decision.reason).toContain(THUMBPRINT)
     expect(explained.decision.reason).toContain('401 client_cert_required')
 
-    const cli = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/x', '--token', bound])
+    const cli = await runCliInProcess(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/x', '--token', bound])
     expect(cli.stdout).toContain(`bound to the client certificate whose SHA-256 is ${THUMBPRINT}`)
     expect(cli.stdout).toMatch(/Decision\s+ALLOW: .*client_cert_required/)
     const claims = await explainAt(gateway, ADMIN, { method: 'GET', path: '/x', claims: { iss: idp.issuer, sub: 'agent-7', cnf: { 'x5t#S256': THUMBPRINT } } })

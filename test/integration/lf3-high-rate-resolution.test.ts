@@ -16,7 +16,7 @@ import type { Check, LimitsStore } from '../../src/limits/store.ts'
 import { createMemoryStore } from '../../src/limits/stores/memory.ts'
 import { createRedisStore } from '../../src/limits/stores/redis.ts'
 import { createLogger } from '../../src/telemetry/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, done) => done() }) })
 
@@ -67,7 +67,7 @@ describe('rates past what the stores keep', () => {
     dir = await mkdtemp(join(tmpdir(), 'bouncer-lf3-rate-'))
     const file = join(dir, 'bouncer.yaml')
     await writeFile(file, 'limits:\n  - name: firehose\n    key: ip\n    rate: 1000000/s\n')
-    const result = await runCli(['check', '--config', file])
+    const result = await runCliInProcess(['check', '--config', file])
     expect(result.code).toBe(1)
     expect(result.stderr).toContain(':4:11: limits[0].rate: rate 1000000/s is faster than limits can keep to within 5%')
   })

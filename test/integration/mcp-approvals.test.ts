@@ -8,7 +8,7 @@ import type { Client } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openApiDocument } from '../../src/admin/openapi.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, WITH_OPS_ONCALL, type McpTestSetup } from '../helpers/mcp.ts'
@@ -69,7 +69,7 @@ async function call(name: string, args: Record<string, unknown>) {
   return reporter.callTool({ name, arguments: args })
 }
 
-const cli = (args: string[], token?: string) => runCli(['approvals', ...args, '--admin-url', gateway.adminUrl], { env: { BOUNCER_ADMIN_TOKEN: ADMIN, BOUNCER_APPROVER_TOKEN: token ?? '' } })
+const cli = (args: string[], token?: string) => runCliInProcess(['approvals', ...args, '--admin-url', gateway.adminUrl], { env: { BOUNCER_ADMIN_TOKEN: ADMIN, BOUNCER_APPROVER_TOKEN: token ?? '' } })
 
 describe('approvals', () => {
   it('hold a gated call until an approver approves it; then it runs once', async () => {

@@ -13,7 +13,7 @@ import { adminRoutes } from '../../src/admin/api.ts'
 import { ADMIN_PROBES } from '../../src/admin/server.ts'
 import { startTestGateway, allowAnyCaller, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor } from '../helpers/wait.ts'
@@ -249,7 +249,7 @@ describe('the OpenAPI document', () => {
     expect((await check('post', '/api/reload', { headers: READER })).status).toBe(403)
     expect((await check('delete', '/api/keys/{id}', { headers: READER, params: { id: 'fedcba9876543210' } })).status).toBe(403)
 
-    const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', 'looker-studio', '--description', 'Looker Studio'])
+    const created = await runCliInProcess(['keys', 'create', '--config', gateway.file, '--principal', 'looker-studio', '--description', 'Looker Studio'])
     const id = created.stdout.trim().slice(3, 19)
     expect(JSON.parse((await check('get', '/api/keys', { headers: AUTH })).body)).toMatchObject([{ id, principal: 'looker-studio', status: 'active' }])
     expect(JSON.parse((await check('delete', '/api/keys/{id}', { headers: AUTH, params: { id } })).body)).toMatchObject({ id, status: 'revoked' })

@@ -11,7 +11,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { closeAll } from '../helpers/browser.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
@@ -52,7 +52,7 @@ beforeAll(async () => {
 afterAll(() => closeAll(gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 async function createKey(principal: string, ...more: string[]): Promise<{ key: string; id: string }> {
-  const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', principal, ...more])
+  const created = await runCliInProcess(['keys', 'create', '--config', gateway.file, '--principal', principal, ...more])
   expect(created.code, created.stderr).toBe(0)
   const key = created.stdout.trim()
   return { key, id: key.slice(3, 19) }
@@ -79,7 +79,7 @@ describe('the audit record of a refused API key', { timeout: 60_000 }, () => {
   it('a revoked key still in use: its id as client_id, its principal as subject, never its secret', async () => {
     const { key, id } = await createKey('looker-old')
     expect((await recordOfKey(key)).status).toBe(200)
-    expect((await runCli(['keys', 'revoke', '--config', gateway.file, id])).code).toBe(0)
+    expect((await runCliInProcess(['keys', 'revoke', '--config', gateway.file, id])).code).toBe(0)
     await refusedOnce(key) // after api_keys.cache
     const { status, record } = await recordOfKey(key)
     expect(status).toBe(401)

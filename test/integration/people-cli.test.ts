@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../src/config/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 let file: string
@@ -26,26 +26,26 @@ afterAll(() => rm(dir, { recursive: true, force: true }))
 
 describe('bouncer keys revoke', { timeout: 60_000 }, () => {
   it('asks for the id, never the whole key', async () => {
-    const bad = await runCli(['keys', 'revoke', '--config', file, 'nope'])
+    const bad = await runCliInProcess(['keys', 'revoke', '--config', file, 'nope'])
     expect(bad).toMatchObject({ code: 2, stderr: 'bouncer: give the key\'s id as keys list shows it (16 hex digits), or bk_<id>\n' })
-    const help = await runCli(['keys', 'revoke', '--help'])
+    const help = await runCliInProcess(['keys', 'revoke', '--help'])
     expect(help.stdout).toMatch(/never\s+the\s+whole\s+key/)
   })
 
   it('given the whole key, still revokes it (it is dead once revoked) and warns that its secret is in the history', async () => {
-    const key = (await runCli(['keys', 'create', '--config', file, '--principal', 'leaked'])).stdout.trim()
+    const key = (await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'leaked'])).stdout.trim()
     const id = key.slice(3, 19)
-    const revoked = await runCli(['keys', 'revoke', '--config', file, key])
+    const revoked = await runCliInProcess(['keys', 'revoke', '--config', file, key])
     expect(revoked.code, revoked.stderr).toBe(0)
     expect(revoked.stdout).toContain(`revoked API key ${id} (principal leaked)`)
     expect(revoked.stderr).toBe(`warning: the whole key was given, so its secret is in this shell's history and was visible to ps; next time give its id, bk_${id}\n`)
     expect(revoked.stderr).not.toContain(key.slice(20))
     // By its id: no warning.
-    expect(await runCli(['keys', 'revoke', '--config', file, `bk_${id}`])).toMatchObject({ code: 0, stderr: '' })
+    expect(await runCliInProcess(['keys', 'revoke', '--config', file, `bk_${id}`])).toMatchObject({ code: 0, stderr: '' })
   })
 
   it('a whole key this store does not know: the answer says the secret may still work elsewhere', async () => {
-    const unknown = await runCli(['keys', 'revoke', '--config', file, `bk_0123456789abcdef_${'a'.repeat(64)}`])
+    const unknown = await runCliInProcess(['keys', 'revoke', '--config', file, `bk_0123456789abcdef_${'a'.repeat(64)}`])
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toContain('bouncer: no API key 0123456789abcdef in this store: if the key is real it still works elsewhere')
   })
@@ -77,7 +77,7 @@ sign_in: { issuer: sso, client_id: bouncer, session: { store: memory }${signIn} 
   it('prints it with its line and column, and still passes', { timeout: 30_000 }, async () => {
     const checked = join(dir, 'public.yaml')
     await writeFile(checked, config('listen: "0.0.0.0:8080"'))
-    const result = await runCli(['check', '--config', checked])
+    const result = await runCliInProcess(['check', '--config', checked])
     expect(result.code).toBe(0)
     expect(result.stderr).toMatch(/public\.yaml:7:\d+: warning: sign_in: neither sign_in\.base_url nor server\.hosts is set/)
   })

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 const env = { SEC2_MASTER_KEY: randomBytes(32).toString('base64') }
 let dir: string
@@ -29,9 +29,9 @@ describe('a ${secret:} naming a key the gateway makes', () => {
       upstreams: [{ name: 'app', url: 'http://127.0.0.1:9', identity_assertion: true, headers: { 'X-Key': '${secret:bouncer.assertion-key}' } }],
       routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }],
     }))
-    const rotate = await runCli(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })
+    const rotate = await runCliInProcess(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })
     expect(rotate.code, rotate.stderr).toBe(0)
-    const check = await runCli(['check', '--config', file], { env })
+    const check = await runCliInProcess(['check', '--config', file], { env })
     expect(check.code, check.stdout).toBe(1)
     expect(check.stderr).toContain('upstreams[0].headers.X-Key: bouncer.assertion-key is a key the gateway makes itself: a reference would send it')
     expect(check.stdout + check.stderr).not.toContain('"d"')

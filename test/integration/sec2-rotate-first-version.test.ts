@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 const env = { SEC2_MASTER_KEY: randomBytes(32).toString('base64') }
 let dir: string
@@ -24,9 +24,9 @@ it('a first rotation names no previous version', async () => {
     upstreams: [{ name: 'app', url: 'http://127.0.0.1:9' }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }],
   }))
-  const first = await runCli(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })
+  const first = await runCliInProcess(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })
   expect(first.code, first.stderr).toBe(0)
   expect(first.stdout.trim()).toBe('rotated bouncer.assertion-key: version 1 is current')
-  const second = await runCli(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })
+  const second = await runCliInProcess(['secrets', 'rotate', 'bouncer.assertion-key', '--config', file], { env })
   expect(second.stdout.trim()).toBe('rotated bouncer.assertion-key: version 2 is current, version 1 is previous')
 })

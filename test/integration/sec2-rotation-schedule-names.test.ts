@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 const env = { SEC2_MASTER_KEY: randomBytes(32).toString('base64') }
 let dir: string
@@ -29,7 +29,7 @@ async function check(rotation: Record<string, unknown>): Promise<{ code: number 
     upstreams: [{ name: 'app', url: 'http://127.0.0.1:9' }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }],
   }))
-  const result = await runCli(['check', '--config', file], { env })
+  const result = await runCliInProcess(['check', '--config', file], { env })
   return { code: result.code, out: result.stdout + result.stderr }
 }
 

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { runCli, serveConfig, type ServeProcess } from '../helpers/cli.ts'
+import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { waitFor, waitForText } from '../helpers/wait.ts'
 
 const env = { SEC2_MASTER_KEY: randomBytes(32).toString('base64') }
@@ -46,7 +47,7 @@ describe('SIGTERM while a rotation hook runs', () => {
     expect(await gateway.exited).toBe(0)
     await waitFor(() => readFile(join(dir, 'installed')).then(() => true, () => false), 'the hook to install the value')
     const installed = await readFile(join(dir, 'installed'), 'utf8')
-    const stored = await runCli(['secrets', 'get', 'api-token', '--reveal', '--config', file], { env })
+    const stored = await runCliInProcess(['secrets', 'get', 'api-token', '--reveal', '--config', file], { env })
     expect(stored.stderr).toBe('')
     expect(stored.stdout.trim()).toBe(installed)
   }, 20_000)

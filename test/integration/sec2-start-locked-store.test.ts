@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 const env = { SEC2_MASTER_KEY: randomBytes(32).toString('base64') }
 let holder: DatabaseSync | undefined
@@ -35,7 +36,7 @@ describe('a first start while another process holds the secrets store\'s write l
       upstreams: [{ name: 'app', url: 'http://127.0.0.1:9', headers: { Authorization: 'Bearer ${secret:api-token}' } }],
       routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }],
     }))
-    const put = await runCli(['secrets', 'put', 'api-token', '--config', file], { env, input: 'first-token-value-0123' })
+    const put = await runCliInProcess(['secrets', 'put', 'api-token', '--config', file], { env, input: 'first-token-value-0123' })
     expect(put.code, put.stderr).toBe(0)
     holder = new DatabaseSync(store)
     holder.exec('BEGIN IMMEDIATE')

@@ -13,6 +13,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError } from '../../src/instance/index.ts'
 import { runCli, type CliResult } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 
 const NOBODY = 65_534
@@ -56,7 +57,7 @@ describe('a secret file that cannot be read', () => {
       await writeFile(join(secrets, 'sales-token'), 'unreadable-value\n', { mode: 0o000 })
     }))
     const asRoot = process.getuid?.() === 0
-    const result = asRoot ? await checkAs(NOBODY, NOBODY, file) : await runCli(['check', '--config', file])
+    const result = asRoot ? await checkAs(NOBODY, NOBODY, file) : await runCliInProcess(['check', '--config', file])
     expect(result.stdout).toBe('')
     expect(result.code).toBe(1)
     expect(result.stderr).toBe(
@@ -70,20 +71,20 @@ describe('a secret file that cannot be read', () => {
       await mkdir(join(secrets, 'sales-token'))
     }))
     const reason = `cannot read secret file ${join(secretsDir, 'sales-token')}: it is a directory, not a file (EISDIR)`
-    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 1, stdout: '', stderr: `${file}:11:22: upstreams[0].headers.Authorization: ${reason}\n` })
+    expect(await runCliInProcess(['check', '--config', file])).toMatchObject({ code: 1, stdout: '', stderr: `${file}:11:22: upstreams[0].headers.Authorization: ${reason}\n` })
 
     const serve = await runCli(['serve', '--config', file])
     expect(serve.code).toBe(1)
     expect(serve.stderr).toContain(reason)
     expect(serve.stderr).toContain('refusing to start')
 
-    const reveal = await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file])
+    const reveal = await runCliInProcess(['secrets', 'get', 'sales-token', '--reveal', '--config', file])
     expect(reveal).toMatchObject({ code: 1, stdout: '', stderr: `bouncer: ${reason}\n` })
   })
 
   it('is missing (ENOENT): a secret that does not exist, with the file the store looked for', async () => {
     const { file, secretsDir } = await configWith('enoent', withSecretsDir(async () => {}))
-    const result = await runCli(['check', '--config', file])
+    const result = await runCliInProcess(['check', '--config', file])
     expect(result).toMatchObject({ code: 1, stdout: '', stderr: `${file}:11:22: upstreams[0].headers.Authorization: secret "sales-token" does not exist in the file store: no file ${join(secretsDir, 'sales-token')}\n` })
     await expect(startTestGateway({
       secrets: { store: { type: 'file', dir: secretsDir } },
@@ -96,9 +97,9 @@ describe('a secret file that cannot be read', () => {
     const { file, secretsDir } = await configWith('enotdir', async (secrets) => {
       await writeFile(secrets, 'a file, not a directory\n')
     })
-    const result = await runCli(['check', '--config', file])
+    const result = await runCliInProcess(['check', '--config', file])
     expect(result.code).toBe(1)
     expect(result.stderr).toMatch(new RegExp(`: secrets\\.store: cannot open the secrets store: cannot use ${secretsDir} as the secrets directory: it is not a directory\\n$`))
-    expect(await runCli(['secrets', 'list', '--config', file])).toMatchObject({ code: 1, stderr: `bouncer: cannot use ${secretsDir} as the secrets directory: it is not a directory\n` })
+    expect(await runCliInProcess(['secrets', 'list', '--config', file])).toMatchObject({ code: 1, stderr: `bouncer: cannot use ${secretsDir} as the secrets directory: it is not a directory\n` })
   })
 })

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 let config: string
@@ -21,7 +21,7 @@ async function writeConfig(name: string, secrets: Record<string, unknown> | unde
 }
 
 const secrets = (args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; config?: string } = {}) =>
-  runCli(['secrets', ...args, '--config', options.config ?? config], { input: options.input, env: options.env ?? env })
+  runCliInProcess(['secrets', ...args, '--config', options.config ?? config], { input: options.input, env: options.env ?? env })
 
 /**
  * Stores a secret in process, as `bouncer secrets put` does (the embedded store opened with the

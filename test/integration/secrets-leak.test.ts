@@ -10,7 +10,8 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -81,7 +82,7 @@ async function call(url: string, init: { method?: 'GET' | 'POST' | 'DELETE'; hea
 }
 
 async function cli(args: string[], input?: string): Promise<number | null> {
-  const result = await runCli([...args, '--config', configPath], { env, input })
+  const result = await runCliInProcess([...args, '--config', configPath], { env, input })
   seen.push(result.stdout, result.stderr)
   return result.code
 }

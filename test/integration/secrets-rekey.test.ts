@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dropPreviousMasterKey, openEmbeddedStore, rekeyEmbeddedStore } from '../../src/secrets/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -49,28 +49,28 @@ describe('bouncer secrets rekey', () => {
     const withKey = (key: string) => ({ env: { BOUNCER_MASTER_KEY: key, BOUNCER_NEXT_MASTER_KEY: nextKey } })
     seed(store, oldKey, 'sales-token', 'tok-1')
 
-    const rekey = await runCli(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:BOUNCER_NEXT_MASTER_KEY'], withKey(oldKey))
+    const rekey = await runCliInProcess(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:BOUNCER_NEXT_MASTER_KEY'], withKey(oldKey))
     // The config keeps no audit log (sinks: []): the change is made, and said to be unaudited.
     expect(rekey.stderr).toMatch(/^warning: this change is NOT AUDITED: [^\n]+\n$/)
     expect(rekey.code).toBe(0)
     expect(rekey.stdout).toContain('is sealed under the new master key')
     for (const key of [nextKey, oldKey]) {
-      const get = await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(key))
+      const get = await runCliInProcess(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(key))
       expect(get.stdout).toBe('tok-1\n')
     }
 
-    const early = await runCli(['secrets', 'rekey', '--drop-previous', '--config', file], withKey(oldKey))
+    const early = await runCliInProcess(['secrets', 'rekey', '--drop-previous', '--config', file], withKey(oldKey))
     expect(early.code).toBe(1)
     expect(early.stderr).toContain('the master key given is the previous one')
-    const drop = await runCli(['secrets', 'rekey', '--drop-previous', '--config', file], withKey(nextKey))
+    const drop = await runCliInProcess(['secrets', 'rekey', '--drop-previous', '--config', file], withKey(nextKey))
     expect(drop.code).toBe(0)
     expect(drop.stdout).toContain('opens with its current master key only')
 
-    const refused = await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(oldKey))
+    const refused = await runCliInProcess(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(oldKey))
     expect(refused.code).toBe(1)
     expect(refused.stderr).toContain('the master key does not open the secrets store')
     expect(refused.stdout).toBe('')
-    expect((await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(nextKey))).stdout).toBe('tok-1\n')
+    expect((await runCliInProcess(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(nextKey))).stdout).toBe('tok-1\n')
   }, 60_000)
 
   it('a store opened before the rekey (a running gateway) goes on reading new versions: it holds the data key', async () => {
@@ -96,7 +96,7 @@ describe('bouncer secrets rekey', () => {
     const { file, store } = await storeConfig('refusals')
     const key = newKey()
     const env = { BOUNCER_MASTER_KEY: key, SAME_KEY: key, WRONG_KEY: newKey() }
-    const run = (...args: string[]) => runCli(['secrets', 'rekey', '--config', file, ...args], { env })
+    const run = (...args: string[]) => runCliInProcess(['secrets', 'rekey', '--config', file, ...args], { env })
     expect(await run()).toMatchObject({ code: 2, stderr: expect.stringContaining('takes --new-master-key env:NAME|file:PATH, or --drop-previous') })
     expect(await run('--new-master-key', 'env:SAME_KEY', '--drop-previous')).toMatchObject({ code: 2 })
     expect(await run('--new-master-key', 'env:WRONG_KEY')).toMatchObject({ code: 1, stderr: expect.stringContaining('there is no secrets store at') })
@@ -105,22 +105,22 @@ describe('bouncer secrets rekey', () => {
     expect(await run('--new-master-key', 'env:SAME_KEY')).toMatchObject({ code: 1, stderr: expect.stringContaining('is the one the store is sealed under now') })
     expect(await run('--new-master-key', 'env:UNSET_KEY')).toMatchObject({ code: 1, stderr: expect.stringContaining('environment variable UNSET_KEY is not set') })
     expect(await run('--new-master-key', 'sesame')).toMatchObject({ code: 2, stderr: expect.stringContaining('--new-master-key takes env:NAME or file:PATH') })
-    const wrong = await runCli(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:SAME_KEY'], { env: { ...env, BOUNCER_MASTER_KEY: newKey() } })
+    const wrong = await runCliInProcess(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:SAME_KEY'], { env: { ...env, BOUNCER_MASTER_KEY: newKey() } })
     expect(wrong).toMatchObject({ code: 1, stderr: expect.stringContaining('the master key does not open the secrets store') })
-    expect((await runCli(['secrets', 'get', 'a', '--reveal', '--config', file], { env })).stdout).toBe('v\n')
+    expect((await runCliInProcess(['secrets', 'get', 'a', '--reveal', '--config', file], { env })).stdout).toBe('v\n')
 
     // With an audit log that keeps records, the change's signer looks for the checkpoint key in the
     // store: looking must not create it (a rekey then sealed a store made a moment before).
     const audited = join(dir, 'audited.yaml')
     const absent = join(dir, 'absent.db')
     await writeFile(audited, stringify({ audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audited-audit.db') }] }, secrets: { store: { type: 'embedded', path: absent, master_key: 'env:BOUNCER_MASTER_KEY' } } }))
-    const noStore = await runCli(['secrets', 'rekey', '--config', audited, '--new-master-key', 'env:WRONG_KEY'], { env })
+    const noStore = await runCliInProcess(['secrets', 'rekey', '--config', audited, '--new-master-key', 'env:WRONG_KEY'], { env })
     expect(noStore).toMatchObject({ code: 1, stderr: expect.stringContaining('there is no secrets store at') })
     expect(existsSync(absent)).toBe(false)
 
     const files = join(dir, 'files.yaml')
     await writeFile(files, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'file', dir } } }))
-    const notEmbedded = await runCli(['secrets', 'rekey', '--config', files, '--new-master-key', 'env:SAME_KEY'], { env })
+    const notEmbedded = await runCliInProcess(['secrets', 'rekey', '--config', files, '--new-master-key', 'env:SAME_KEY'], { env })
     expect(notEmbedded).toMatchObject({ code: 1, stderr: expect.stringContaining('only an embedded secrets store') })
   }, 60_000)
 })

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -24,7 +24,7 @@ it('bouncer check refuses an empty secret file, naming the secret\'s place and t
   await writeFile(join(secretsDir, 'sales-token'), '\n')
   const file = join(dir, 'empty.yaml')
   await writeFile(file, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'file', dir: secretsDir } }, upstreams, routes }))
-  const result = await runCli(['check', '--config', file])
+  const result = await runCliInProcess(['check', '--config', file])
   expect(result.code).toBe(1)
   expect(result.stderr).toContain(`upstreams[0].headers.Authorization: secret file ${join(secretsDir, 'sales-token')} is empty: an empty value is refused`)
 })
@@ -36,10 +36,10 @@ it('bouncer check and bouncer secrets list name a damaged store file and secrets
   await writeFile(file, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'embedded', path: store, master_key: 'env:BOUNCER_MASTER_KEY' } }, upstreams, routes }))
   const env = { BOUNCER_MASTER_KEY: randomBytes(32).toString('base64') }
   const reason = `the file ${store} (secrets.store.path) is damaged, or is not a secrets store: file is not a database`
-  const check = await runCli(['check', '--config', file], { env })
+  const check = await runCliInProcess(['check', '--config', file], { env })
   expect(check.code).toBe(1)
   expect(check.stderr).toContain(`secrets.store: cannot open the secrets store: ${reason}`)
-  const list = await runCli(['secrets', 'list', '--config', file], { env })
+  const list = await runCliInProcess(['secrets', 'list', '--config', file], { env })
   expect(list.stderr).toBe(`bouncer: ${reason}\n`)
   expect(list.stderr).not.toContain('internal error')
 })

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { ConfigError } from '../../src/instance/index.ts'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { metricValue, waitFor } from '../helpers/wait.ts'
@@ -98,7 +99,7 @@ describe('an upstream credential from the store', () => {
       accepted.clear() // the upstream now knows the new token and still the current one
       accepted.add(current)
       accepted.add(next)
-      const rotated = await runCli(['secrets', 'rotate', 'sales-token', '--config', file], { input: next, env })
+      const rotated = await runCliInProcess(['secrets', 'rotate', 'sales-token', '--config', file], { input: next, env })
       expect(rotated.code, rotated.stderr).toBe(0)
       expect(rotated.stdout).not.toContain(next)
       current = next
@@ -374,7 +375,7 @@ describe('a gateway without its master key', () => {
     const wrong = await runCli(['serve', '--config', file], { env: { BOUNCER_MASTER_KEY: randomBytes(32).toString('base64') } })
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toContain('the master key does not open the secrets store')
-    const check = await runCli(['check', '--config', file], { env })
+    const check = await runCliInProcess(['check', '--config', file], { env })
     expect(check.code).toBe(1)
     expect(check.stderr).toContain('secret "k" does not exist in the embedded store')
   })
@@ -395,12 +396,12 @@ describe('bouncer check', () => {
       return file
     }
     const referenced = await config('check-referenced', '${secret:k}')
-    expect(await runCli(['check', '--config', referenced], { env })).toEqual({
+    expect(await runCliInProcess(['check', '--config', referenced], { env })).toEqual({
       code: 1,
       stdout: '',
       stderr: `${referenced}:2:19: secrets.store: cannot open the secrets store: there is no secrets store at ${path} (secrets.store.path)\n`,
     })
-    expect(await runCli(['check', '--config', await config('check-unreferenced', 'plain')], { env })).toEqual({ code: 0, stdout: 'ok\n', stderr: '' })
+    expect(await runCliInProcess(['check', '--config', await config('check-unreferenced', 'plain')], { env })).toEqual({ code: 0, stdout: 'ok\n', stderr: '' })
     // Neither check left a store (nor its directory) behind.
     await expect(readFile(path)).rejects.toMatchObject({ code: 'ENOENT' })
     await expect(readFile(join(dir, 'check-made-nothing'))).rejects.toMatchObject({ code: 'ENOENT' })

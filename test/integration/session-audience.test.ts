@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sessionId, type SessionAudience } from '../../src/identity/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { closedPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -109,12 +109,12 @@ describe('a session belongs to the sign-in that made it', () => {
   it('bouncer sessions list and the admin API say whose each session is', async () => {
     const person = await sessionOf('gateway', 'pat')
     const operator = await sessionOf('console', 'ola')
-    const listed = await runCli(['sessions', 'list', '--json', '--config', gateway.file])
+    const listed = await runCliInProcess(['sessions', 'list', '--json', '--config', gateway.file])
     expect(listed.code, listed.stderr).toBe(0)
     const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
     expect(documents).toContainEqual(expect.objectContaining({ id: person.id, subject: 'pat', audience: 'gateway' }))
     expect(documents).toContainEqual(expect.objectContaining({ id: operator.id, subject: 'ola', audience: 'console' }))
-    const table = await runCli(['sessions', 'list', '--config', gateway.file])
+    const table = await runCliInProcess(['sessions', 'list', '--config', gateway.file])
     expect(table.stdout).toMatch(new RegExp(`^${operator.id}\\s+console\\s+ola\\s`, 'm'))
 
     const viaApi = await request(`${admin}/api/sessions`, { headers: { cookie: `bouncer_console=${operator.value}` } })

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startFreezingRelay, type FreezingRelay } from '../helpers/faults.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
 
@@ -36,7 +37,7 @@ afterAll(async () => {
 })
 
 it('fails within seconds, naming the store, when Redis never answers', async () => {
-  expect(await runCli(['sessions', 'list', '--config', config])).toMatchObject({ code: 0, stdout: 'no sessions\n' })
+  expect(await runCliInProcess(['sessions', 'list', '--config', config])).toMatchObject({ code: 0, stdout: 'no sessions\n' })
   relay.freeze()
   const started = Date.now()
   const result = await runCli(['sessions', 'list', '--config', config], { timeout: 40_000 })

@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterEach, expect, it } from 'vitest'
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred } from '../helpers/wait.ts'
 
@@ -56,7 +57,7 @@ it('records an answer cut at shutdown_timeout as cut by the shutdown, not as a w
   expect(await gateway.stop('SIGTERM')).toBe(0)
   gateway = undefined
   expect(await rest).toBe('cut')
-  const records = await runCli(['audit', '--json', '--config', file])
+  const records = await runCliInProcess(['audit', '--json', '--config', file])
   expect(JSON.parse(records.stdout.trim())).toMatchObject({
     path: '/stream',
     status: 200,

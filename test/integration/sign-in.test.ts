@@ -14,7 +14,7 @@ import { request } from 'undici'
 import { searchAudit } from '../../src/audit/search.ts'
 import { revokeGrantsOf } from '../../src/demo/identity-provider.ts'
 import { sessionId } from '../../src/identity/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
@@ -339,16 +339,16 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     await signIn(alice, gateway.url, '/app/home', ALICE)
     await signIn(bob, gateway.url, '/app/home', BOB) // bob holds no role: 403, but a session
     const aliceId = await sessionIdOf(alice, gateway.url)
-    const listed = await runCli(['sessions', 'list', '--json', '--config', gateway.file])
+    const listed = await runCliInProcess(['sessions', 'list', '--json', '--config', gateway.file])
     expect(listed.code, listed.stderr).toBe(0)
     const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
     expect(documents).toContainEqual(expect.objectContaining({ id: aliceId, subject: 'alice', audience: 'gateway', email: ALICE.email, name: ALICE.name }))
     expect(listed.stdout).not.toContain(alice.cookies(gateway.url).bouncer_session)
-    const table = await runCli(['sessions', 'list', '--config', gateway.file])
+    const table = await runCliInProcess(['sessions', 'list', '--config', gateway.file])
     expect(table.stdout).toMatch(/^ID\s+FOR\s+SUBJECT\s+EMAIL/)
     expect(table.stdout).toMatch(new RegExp(`^${aliceId}\\s+gateway\\s+alice\\s`, 'm'))
 
-    const revoked = await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file, '--reason', 'offboarding'])
+    const revoked = await runCliInProcess(['sessions', 'revoke', aliceId, '--config', gateway.file, '--reason', 'offboarding'])
     expect(revoked).toMatchObject({ code: 0, stdout: `ended session ${aliceId}\n` })
     // Audited, in the command line's chain of the gateway's own log, naming who ran it.
     const [cliRecord] = await searchAudit({ type: 'sqlite', path: auditDb }, { limit: 1, principal: userInfo().username })
@@ -356,8 +356,8 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const after = await alice.request(`${gateway.url}/app/home`, { html: false })
     expect(after.status).toBe(401)
     expect(problem(after).code).toBe('session_expired')
-    expect((await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file]))).toMatchObject({ code: 1, stderr: `bouncer: no session ${aliceId}\n` })
-    expect((await runCli(['sessions', 'revoke', 'nope', '--config', gateway.file])).code).toBe(2)
+    expect((await runCliInProcess(['sessions', 'revoke', aliceId, '--config', gateway.file]))).toMatchObject({ code: 1, stderr: `bouncer: no session ${aliceId}\n` })
+    expect((await runCliInProcess(['sessions', 'revoke', 'nope', '--config', gateway.file])).code).toBe(2)
 
     const bobId = await sessionIdOf(bob, gateway.url)
     const deleted = await request(`${gateway.adminUrl}/api/sessions/${bobId}`, { method: 'DELETE', headers: ADMIN })

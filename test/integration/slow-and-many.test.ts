@@ -18,7 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { stringify } from 'yaml'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { BIN, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { allowAnyCaller, startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -446,7 +447,7 @@ describe('slow and many', () => {
   })
 
   it('a client timeout of 0 is refused: Node would read it as "never"', async () => {
-    const result = await runCli(['check', '--config', await writeConfig({ keep_alive_timeout: '0s', send_timeout: '0s' })])
+    const result = await runCliInProcess(['check', '--config', await writeConfig({ keep_alive_timeout: '0s', send_timeout: '0s' })])
     expect(result.code).toBe(1)
     expect(result.stdout + result.stderr).toMatch(/server\.keep_alive_timeout: must be more than 0/)
     expect(result.stdout + result.stderr).toMatch(/server\.send_timeout: must be more than 0/)

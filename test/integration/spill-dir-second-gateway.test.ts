@@ -11,6 +11,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterEach, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -48,9 +49,9 @@ it('refuses a second gateway on a spill_dir that a running one owns, and every r
   for (let i = 0; i < 3; i++) expect((await request(`${first.url}/open`)).statusCode).toBe(200)
   expect(await first.stop('SIGTERM')).toBe(0)
   first = undefined
-  const records = await runCli(['audit', '--json', '--config', file])
+  const records = await runCliInProcess(['audit', '--json', '--config', file])
   expect(records.stdout.trim().split('\n')).toHaveLength(3)
-  expect((await runCli(['audit', 'verify', '--config', file])).stdout).toMatch(/^ok: 3 records in 1 chain verified\n/)
+  expect((await runCliInProcess(['audit', 'verify', '--config', file])).stdout).toMatch(/^ok: 3 records in 1 chain verified\n/)
 }, 60_000)
 
 // Found by review: the claim was read-then-write (two gateways starting together both passed it),

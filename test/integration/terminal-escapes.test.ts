@@ -10,7 +10,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { searchAudit } from '../../src/audit/search.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -60,13 +60,13 @@ describe('bouncer audit', () => {
     await res.body.dump()
     await waitFor(async () => (await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 10 }).catch(() => [])).some((r) => r.request_id === 'hostile-subject'), 'the audit record')
 
-    const table = await runCli(['audit', '--config', gateway.file])
+    const table = await runCliInProcess(['audit', '--config', gateway.file])
     expect(table.code, table.stderr).toBe(0)
     expectPrintable(table.stdout)
     expect(table.stdout).toContain(VISIBLE.slice(0, 60)) // the table cuts a column at 60 characters
     expect(table.stdout.trim().split('\n')).toHaveLength(2) // the header and this one row: nothing broke a line
 
-    const json = await runCli(['audit', '--config', gateway.file, '--json'])
+    const json = await runCliInProcess(['audit', '--config', gateway.file, '--json'])
     const record = JSON.parse(json.stdout.trim().split('\n')[0] as string) as AuditRecord
     expect(record).toMatchObject({ subject: HOSTILE, client_id: HOSTILE })
   })
@@ -75,12 +75,12 @@ describe('bouncer audit', () => {
 describe('bouncer explain', () => {
   it('shows hostile claims in their visible form in the text, and exactly in --json', async () => {
     const args = ['explain', '--config', gateway.file, '--method', 'GET', '--path', '/data/x', '--claims', JSON.stringify({ iss: idp.issuer, sub: HOSTILE, azp: HOSTILE })]
-    const text = await runCli(args)
+    const text = await runCliInProcess(args)
     expect(text.code, text.stderr).toBe(0)
     expectPrintable(text.stdout)
     expect(text.stdout).toContain(`subject ${VISIBLE}, client ${VISIBLE}`)
 
-    const json = await runCli([...args, '--json'])
+    const json = await runCliInProcess([...args, '--json'])
     expect((JSON.parse(json.stdout) as { identity: { sub: string; client_id: string } }).identity).toMatchObject({ sub: HOSTILE, client_id: HOSTILE })
   })
 })
@@ -89,7 +89,7 @@ describe('bouncer secrets', () => {
   it('list shows a name from the environment in its visible form', async () => {
     const config = join(dir, 'env-store.yaml')
     await writeFile(config, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'env', prefix: 'BOUNCER_SECRET_' } } }))
-    const listed = await runCli(['secrets', 'list', '--config', config], { env: { [`BOUNCER_SECRET_${HOSTILE}`]: 'value' } })
+    const listed = await runCliInProcess(['secrets', 'list', '--config', config], { env: { [`BOUNCER_SECRET_${HOSTILE}`]: 'value' } })
     expect(listed.code, listed.stderr).toBe(0)
     expectPrintable(listed.stdout)
     expect(listed.stdout).toContain(VISIBLE.toLowerCase())
@@ -97,7 +97,7 @@ describe('bouncer secrets', () => {
 
   it('an error that echoes a name shows it in its visible form', async () => {
     const config = join(dir, 'env-store.yaml')
-    const missing = await runCli(['secrets', 'versions', HOSTILE, '--config', config])
+    const missing = await runCliInProcess(['secrets', 'versions', HOSTILE, '--config', config])
     expect(missing.code).toBe(1)
     expectPrintable(missing.stderr)
     expect(missing.stderr).toContain(`no secret ${VISIBLE}`)
@@ -112,7 +112,7 @@ describe('bouncer check', () => {
       upstreams: [{ name: 'api', url: 'http://127.0.0.1:1' }],
       routes: [{ id: 'r', path: '/r', upstream: HOSTILE, public: true }],
     }))
-    const checked = await runCli(['check', '--config', config])
+    const checked = await runCliInProcess(['check', '--config', config])
     expect(checked.code).toBe(1)
     expectPrintable(checked.stderr)
     expect(checked.stderr).toContain(VISIBLE)

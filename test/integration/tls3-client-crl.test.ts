@@ -16,7 +16,7 @@ import { stringify } from 'yaml'
 import { loadConfigText } from '../../src/config/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { createPki, requestWithCertificate, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { revoke, writeCrl, writeCrlBundle } from '../helpers/crl.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -263,7 +263,7 @@ describe('bouncer check', () => {
     writeFileSync(onlyRootFile, stringify(checkConfig(onlyRootCrl())))
     const staleFile = join(dir, 'stale.yaml')
     writeFileSync(staleFile, stringify(checkConfig(staleCrl())))
-    const [onlyRoot, stale] = await Promise.all([runCli(['check', '--config', onlyRootFile]), runCli(['check', '--config', staleFile])])
+    const [onlyRoot, stale] = await Promise.all([runCliInProcess(['check', '--config', onlyRootFile]), runCliInProcess(['check', '--config', staleFile])])
     expect(onlyRoot.code).toBe(1)
     expect(onlyRoot.stderr).toMatch(new RegExp(`^${onlyRootFile}:\\d+:\\d+: server\\.tls\\.client_crl: "CN=Mesh Intermediate, O=Bouncer tests" has no CRL in `, 'm'))
     expect(stale).toMatchObject({ code: 0, stdout: 'ok (2 warnings)\n' })

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { newApiKey, sessionId } from '../../src/identity/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
@@ -134,7 +134,7 @@ describe('an open WebSocket tunnel', () => {
     const doomed = await openTunnel(`X-API-Key: ${revoked.key}\r\n`, 'ws-key-cli')
     const file = join(gw.dir, 'cli.yaml')
     await writeFile(file, stringify({ api_keys: config(gw.dir).api_keys }))
-    const cli = await runCli(['keys', 'revoke', '--config', file, revoked.id])
+    const cli = await runCliInProcess(['keys', 'revoke', '--config', file, revoked.id])
     expect(cli.code, cli.stderr).toBe(0)
     expect(await closedFor(doomed, 'ws-key-cli')).toMatch(new RegExp(`^The caller's API key ${revoked.id} was revoked at `))
   })

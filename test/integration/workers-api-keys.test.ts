@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -50,7 +51,7 @@ async function send(client: Client, key: string): Promise<string> {
 }
 
 it('a key revoked through the admin API is refused at once by every worker, not only the one that answered', async () => {
-  const created = await runCli(['keys', 'create', '--config', file, '--principal', 'looker-studio'])
+  const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', 'looker-studio'])
   expect(created.code, created.stderr).toBe(0)
   const key = created.stdout.trim()
   const id = key.slice(3, 19)

@@ -7,7 +7,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
 
@@ -32,7 +33,7 @@ beforeAll(async () => {
   }
   ;({ gateway, file } = await serveWithWorkers(dir, async () => {
     await writeFile(join(dir, 'bouncer.yaml'), JSON.stringify(config))
-    const put = await runCli(['secrets', 'put', 'api-token', '--config', join(dir, 'bouncer.yaml')], { env, input: 'initial-token-value-0123456789' })
+    const put = await runCliInProcess(['secrets', 'put', 'api-token', '--config', join(dir, 'bouncer.yaml')], { env, input: 'initial-token-value-0123456789' })
     expect(put.code, put.stderr).toBe(0)
     return config
   }, { env }))
@@ -52,7 +53,7 @@ describe('server.workers: scheduled secret rotation', () => {
     const started = (await hookLines()).filter((line) => line.startsWith('start'))
     expect(started).toHaveLength(1)
     // One new version: the value put first is the previous one (two rotations made it go).
-    const versions = await runCli(['secrets', 'versions', 'api-token', '--config', file], { env })
+    const versions = await runCliInProcess(['secrets', 'versions', 'api-token', '--config', file], { env })
     expect(versions.stdout, versions.stdout).toMatch(/^\s*2\b.*current/m)
     expect(versions.stdout).toMatch(/^\s*1\b.*previous/m)
   }, 60_000)

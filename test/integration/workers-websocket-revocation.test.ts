@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { stringify } from 'yaml'
-import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { type ServeProcess } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { CLOSE_1008, echoes, echoWebSocket, HANDSHAKE_FIELDS, openRawTunnel, type RawTunnel } from '../helpers/websocket.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
@@ -56,7 +57,7 @@ afterAll(async () => {
 })
 
 async function createKey(principal: string): Promise<string> {
-  const created = await runCli(['keys', 'create', '--config', file, '--principal', principal])
+  const created = await runCliInProcess(['keys', 'create', '--config', file, '--principal', principal])
   expect(created.code, created.stderr).toBe(0)
   return created.stdout.trim()
 }
