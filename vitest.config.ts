@@ -14,11 +14,14 @@ export default defineConfig({
     // processes but each file owns its ports (port 0) and its own schema/key prefix.
     pool: 'forks',
     fileParallelism: true,
-    // Two files at a time whatever the core count (vitest's default is cores − 1: one on the 2-core
+    // Three files at a time whatever the core count (vitest's default is cores − 1: one on the 2-core
     // CI machine). The files wait on real servers more than they compute: the suite took 606 s of
-    // wall time with two, 879–901 s with one, on the 2-core machine (2026-12-02). Three are no
-    // faster: 902 s against two's 871 s, the whole suite back to back on a quiet machine (2026-12-05).
-    maxWorkers: 2,
+    // wall time with two, 879–901 s with one, on the 2-core machine (2026-12-02). Three were no
+    // faster then (902 s against two's 871 s, 2026-12-05), while `bouncer` commands ran as child
+    // processes; run in the test process (test/helpers/cli-in-process.ts) they left the two cores
+    // 76% busy with two files, and three took CI's suite from 1,156 s to 957 s (clean clones of
+    // 9c091e1 with two and with three, 2026-12-07).
+    maxWorkers: 3,
     restoreMocks: true,
     // The gateway's sources and the test helpers are loaded by Node itself (type stripping), as
     // production runs them, not through Vite's module runner: each integration file is a fresh

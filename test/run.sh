@@ -1,7 +1,8 @@
 #!/bin/sh
 # npm test: the static checks (test/static-checks.sh) beside the test suite, their output after the
-# suite's. The suite keeps the two cores ~77% busy (it waits on real servers), and the checks are
-# ~75 s of single-threaded CPU: one after the other, they added ~38 s to every run. Arguments go to
+# suite's. The suite leaves some of the two cores idle (it waits on real servers: 77% busy with two
+# files at a time, ~93% with three), and the checks are ~75 s of single-threaded CPU: one after the
+# other, they added ~38 s to every run. Arguments go to
 # vitest (`npm test -- test/unit`). The exit code is the suite's, or else the checks'.
 cd "$(dirname "$0")/.." || exit 2
 checks_log=$(mktemp)
