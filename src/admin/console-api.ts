@@ -5,7 +5,7 @@
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, pageAfter, pageAt, pagedRecords,
-  parseAuditQuery, parseSince, parseTime, readCounts, sinceRefusal, filterText, readDenials, readOverview, readRecords, readVerification,
+  parseAuditQuery, parseSince, parseTime, parseUntilExclusive, readCounts, sinceRefusal, filterText, readDenials, readOverview, readRecords, readVerification,
   type AuditCounts, type AuditCursor, type AuditQuery, type AuditRecord, type AuditSource, type RecordReader,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
@@ -37,7 +37,9 @@ export function rangeOf(query: URLSearchParams, now = Date.now(), fallback = '1h
   const sinceMs = parseSince(since, now)
   if (sinceMs === undefined) throw new GatewayError('bad_request', { detail: `${sinceRefusal(since)}.` })
   const until = query.get('until')
-  const untilMs = until === null ? now : parseTime(until) // no zone: UTC, as the search reads it
+  // No zone: UTC, as the search reads it. A date alone is that whole day: as its first instant,
+  // until=2026-11-26 left the day out of the charts, and a range of one day was refused.
+  const untilMs = until === null ? now : parseUntilExclusive(until)
   if (untilMs === undefined) throw new GatewayError('bad_request', { detail: `until "${until}" is not a time.` })
   if (untilMs <= sinceMs) throw new GatewayError('bad_request', { detail: 'since must be before until.' })
   if (untilMs - sinceMs > MAX_RANGE_MS) throw new GatewayError('bad_request', { detail: 'The range is at most 31 days.' })

@@ -24,7 +24,7 @@ export const LOG_UNREADABLE = problem('The audit log cannot be read, and why: it
 
 const RANGE = [
   { name: 'since', in: 'query', schema: string, description: 'a duration back from now (15m, 1h, 30d) or a time; default 1h (denials: 24h)' },
-  { name: 'until', in: 'query', schema: string, description: 'a time; default now' },
+  { name: 'until', in: 'query', schema: string, description: 'a time, or a date alone (that whole day, UTC); default now' },
   { name: 'route', in: 'query', schema: string, description: 'only this route id' },
   { name: 'principal', in: 'query', schema: string, description: "only this caller's subject" },
 ]

@@ -2,7 +2,7 @@ export { createAuditLog, instanceIdOf, type AuditHead, type AuditLog, type Audit
 export { adoptAuditSpills, releaseAuditSpills, SpillDirInUse } from './spill-adopt.ts'
 export { AUDIT_FIELDS, ordered, storedText, type AuditRecord, type RecordInput } from './record.ts'
 export { AuditUnavailable, changeRecord, changeSignerOf, keepsRecords, openChangeLog, type ChangeLog, type ChangeMade, type ChangeSigner } from './change-log.ts'
-export { AuditQueryError, auditSourceOf, filterText, parseAuditQuery, parseSince, parseTime, searchAudit, sinceRefusal, type AuditQuery, type AuditSource, type LogReading } from './search.ts'
+export { AuditQueryError, auditSourceOf, filterText, parseAuditQuery, parseSince, parseTime, parseUntilExclusive, searchAudit, sinceRefusal, type AuditQuery, type AuditSource, type LogReading } from './search.ts'
 export { cutFails, verifyAudit, type Anchors, type CutFinding, type FoundCheckpoint, type VerifyResult } from './verify.ts'
 export { CheckpointFileUnreadable, checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 export { CHECKPOINT_KEY, checkpointVerificationKeys, isCheckpointKey, newCheckpointKey, type KeyStore } from './checkpoint-key.ts'

@@ -59,6 +59,15 @@ export function parseUntil(text: string): number | undefined {
   return time + 86_400_000 - 1
 }
 
+/**
+ * An `until` that ends a range excluding it (the console's charts and denials count `time < until`):
+ * a date alone is the next day's first instant, so the day is counted whole, as parseUntil has it.
+ */
+export function parseUntilExclusive(text: string): number | undefined {
+  const last = parseUntil(text)
+  return last === undefined || last === parseTime(text) ? last : last + 1
+}
+
 /** `--since 1h` or `--since 2026-11-26T10:00:00Z`. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
   const duration = parseDuration(text)

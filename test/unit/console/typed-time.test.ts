@@ -45,4 +45,15 @@ describe('a typed time', () => {
     expect(parseSince('2026-11-26')).toBe(Date.UTC(2026, 10, 26))
     expect(parseSince('2026-11-26T11:00+0100')).toBe(TEN)
   })
+
+  it('a date alone as until is that whole day: the console\'s ranges end at the next day\'s first instant, the search at the day\'s last millisecond', () => {
+    const day = Date.UTC(2026, 10, 26)
+    expect(rangeOf(new URLSearchParams({ since: '2026-11-26', until: '2026-11-26' }))).toEqual({ sinceMs: day, untilMs: day + 86_400_000 })
+    expect(rangeOf(new URLSearchParams({ since: '2026-11-20', until: '2026-11-26' }))).toEqual({ sinceMs: Date.UTC(2026, 10, 20), untilMs: day + 86_400_000 })
+    expect(parseAuditQuery({ since: '2026-11-26', until: '2026-11-26' })).toMatchObject({ sinceMs: day, untilMs: day + 86_400_000 - 1 })
+    // A time keeps its instant; 31 whole days still fit the range's bound, 32 do not.
+    expect(rangeOf(new URLSearchParams({ since: '2026-11-26', until: '2026-11-26T12:00Z' }))).toEqual({ sinceMs: day, untilMs: day + 43_200_000 })
+    expect(rangeOf(new URLSearchParams({ since: '2026-11-01', until: '2026-12-01' })).untilMs).toBe(Date.UTC(2026, 11, 2))
+    expect(() => rangeOf(new URLSearchParams({ since: '2026-11-01', until: '2026-12-02' }))).toThrow('The range is at most 31 days.')
+  })
 })
