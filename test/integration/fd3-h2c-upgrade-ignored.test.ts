@@ -51,14 +51,14 @@ describe('an HTTP/1.1 request asking to upgrade to h2c (curl --http2, Java HttpC
     ['a POST with a chunked body', 'POST', '/h2c/chunked', 'Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
     ['a GET on a WebSocket route', 'GET', '/ws', ''],
   ])('%s is served over HTTP/1.1, the Upgrade not forwarded, and its connection closed after the answer', async (_name, method, path, rest) => {
-    const res = await rawRequest(port, `${method} ${path} HTTP/1.1\r\nHost: gw\r\n${H2C}${rest === '' ? '\r\n' : rest}`, { timeout: 5_000 })
+    const res = await rawRequest(port, `${method} ${path} HTTP/1.1\r\nHost: gw\r\n${H2C}${rest === '' ? '\r\n' : rest}`, { timeout: 5_000, untilClosed: true })
     expect({ status: res.status, connection: res.headers.connection, closed: res.closed }).toEqual({ status: 200, connection: 'close', closed: true })
     expect(received(path)).toMatchObject({ method, bodyBytes: method === 'POST' ? 5 : 0, upgrade: undefined, settings: undefined })
     expect(received(path)?.connection).not.toMatch(/upgrade/i)
   })
 
   it('a request pipelined behind it is not answered in its place: the connection ends after the first answer', async () => {
-    const res = await rawRequest(port, `GET /h2c/first HTTP/1.1\r\nHost: gw\r\n${H2C}\r\nGET /h2c/behind HTTP/1.1\r\nHost: gw\r\n\r\n`, { timeout: 5_000 })
+    const res = await rawRequest(port, `GET /h2c/first HTTP/1.1\r\nHost: gw\r\n${H2C}\r\nGET /h2c/behind HTTP/1.1\r\nHost: gw\r\n\r\n`, { timeout: 5_000, untilClosed: true })
     expect({ status: res.status, connection: res.headers.connection, closed: res.closed }).toEqual({ status: 200, connection: 'close', closed: true })
     expect(res.raw.match(/HTTP\/1\.1 \d{3}/g)).toHaveLength(1)
   })

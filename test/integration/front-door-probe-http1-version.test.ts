@@ -55,7 +55,7 @@ function rawTls(port: number, data: string): Promise<string> {
 describe('an HTTP/1 request line that says HTTP/2.0', () => {
   it('is 400 bad_request with the connection closed, recorded, never forwarded; the gateway serves on', async () => {
     const port = Number(new URL(plain.url).port)
-    const res = await rawRequest(port, 'GET /two HTTP/2.0\r\nHost: gw\r\nX-Request-Id: says-http-2-0\r\n\r\n', { timeout: 3_000 })
+    const res = await rawRequest(port, 'GET /two HTTP/2.0\r\nHost: gw\r\nX-Request-Id: says-http-2-0\r\n\r\n', { timeout: 3_000, untilClosed: true })
     expect(res.status).toBe(400)
     expect(JSON.parse(res.body)).toMatchObject({ code: 'bad_request', request_id: 'says-http-2-0' })
     expect(res.closed).toBe(true)

@@ -41,7 +41,7 @@ afterAll(async () => {
 
 describe('a WebSocket handshake in an HTTP/1.0 request', () => {
   it('is refused with 400 bad_request and the connection closed; no tunnel is opened to the upstream', async () => {
-    const res = await rawRequest(port, `GET /ten HTTP/1.0\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\nGET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n`, { timeout: 3_000 })
+    const res = await rawRequest(port, `GET /ten HTTP/1.0\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\nGET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n`, { timeout: 3_000, untilClosed: true })
     expect(res.status).toBe(400)
     expect(JSON.parse(res.body)).toMatchObject({ code: 'bad_request' })
     expect(res.closed).toBe(true)

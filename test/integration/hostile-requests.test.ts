@@ -98,7 +98,7 @@ describe('refused before they reach the upstream', () => {
 
   it('a body sent too slowly: 408 request_timeout and the connection closed', async () => {
     const parts = [`POST /x HTTP/1.1\r\n${H}Content-Length: 10\r\n\r\n`, ...'abcdefghij'.split('')]
-    const res = await rawRequest(port, parts, { gapMs: 300, timeout: 6_000 })
+    const res = await rawRequest(port, parts, { gapMs: 300, timeout: 6_000, untilClosed: true })
     expect(res.status).toBe(408)
     expect(res.closed).toBe(true)
   })
