@@ -30,8 +30,8 @@ function timeMs(fn: () => void, repeats = 5): number {
   return times.sort((a, b) => a - b)[Math.floor(repeats / 2)] as number
 }
 
-function nsPerOp(fn: () => unknown, iterations = 1_000_000): number {
-  for (let i = 0; i < 100_000; i++) fn()
+function nsPerOp(fn: () => unknown, iterations: number, warmup: number): number {
+  for (let i = 0; i < warmup; i++) fn()
   const started = performance.now()
   for (let i = 0; i < iterations; i++) fn()
   return ((performance.now() - started) * 1e6) / iterations
@@ -45,7 +45,10 @@ export interface RouterRow {
   findMyWayNs: number
 }
 
-export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
+/** `quick`: a tenth of the iterations and one load (the suite's smoke run checks it works, and measures nothing). */
+export function benchRouter(sizes = [10, 100, 1_000, 10_000], quick = false): RouterRow[] {
+  const iterations = quick ? 100_000 : 1_000_000
+  const warmup = quick ? 10_000 : 100_000
   const rows: RouterRow[] = []
   for (const size of sizes) {
     const text = configWith(size)
@@ -55,7 +58,7 @@ export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
       const loaded = loadConfigText(text, 'bench.yaml')
       if (!loaded.config) throw new Error('bench config invalid')
       runtime = compileRuntime(loaded.config, deps)
-    })
+    }, quick ? 1 : 5)
     const router = runtime!.router
     const last = size - 1
     const hit = parseTarget(`/svc${last % 100}/v${last}/42/items/a/b`, undefined)
@@ -66,15 +69,15 @@ export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
     rows.push({
       routes: size,
       loadMs,
-      matchNs: nsPerOp(() => router.match('GET', hit)),
+      matchNs: nsPerOp(() => router.match('GET', hit), iterations, warmup),
       missNs: nsPerOp(() => {
         try {
           router.match('GET', miss)
         } catch {
           // 404 is the point
         }
-      }, 200_000),
-      findMyWayNs: nsPerOp(() => fmw.find('GET', fmwPath)),
+      }, iterations / 5, warmup),
+      findMyWayNs: nsPerOp(() => fmw.find('GET', fmwPath), iterations, warmup),
     })
     void deps.closeAll()
   }

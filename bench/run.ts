@@ -277,10 +277,10 @@ export function secretsTable(s: { assertion: AssertionCost; rotation: RotationPi
 
 async function micro(options: BenchOptions) {
   return {
-    router: benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000]),
+    router: benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000], options.quick),
     verification: await benchVerification(options.quick),
     hostileTokens: await benchHostileTokens(options.quick),
-    access: benchAccess(),
+    access: benchAccess(options.quick),
     audit: { recordLine: benchRecordLine(options.quick), sqlite: await benchSqliteSink(options.quick) },
     limits: {
       memory: await benchMemoryLimits(options.quick),
