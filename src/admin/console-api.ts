@@ -31,7 +31,7 @@ function sourceOf(actions: AdminActions): AuditSource {
   return source
 }
 
-/** since (a duration back from now, or a time) and until (a time, default now): a range the console may ask for. */
+/** since (a duration back from now, or a time) and until (a time or a whole day, default now): a range the console may ask for. */
 export function rangeOf(query: URLSearchParams, now = Date.now(), fallback = '1h'): { sinceMs: number; untilMs: number } {
   const since = query.get('since') ?? fallback
   const sinceMs = parseSince(since, now)

@@ -272,7 +272,7 @@ function auditRecordProperties(): Record<string, JsonSchema> {
 // An empty value is no filter (GET /api/audit reads `principal=` as the console reads its empty field).
 const AUDIT_FILTERS = [
   { name: 'since', schema: string, description: 'a duration back from now (1h) or a time (2026-11-26T10:00:00Z); empty is no filter' },
-  { name: 'until', schema: string, description: 'a time; empty is no filter' },
+  { name: 'until', schema: string, description: 'a time, or a date alone (that whole day, UTC); empty is no filter' },
   { name: 'principal', schema: string, description: "the caller's subject; empty is no filter" },
   { name: 'actor', schema: string, description: 'the agent acting for the caller (token exchange); empty is no filter' },
   { name: 'route', schema: string, description: 'a route id; empty is no filter' },

@@ -79,7 +79,9 @@ it('leaves the gateway\'s thread to its requests while it verifies a PostgreSQL 
   expect(res.statusCode).toBe(200)
   expect(await res.body.json()).toMatchObject({ ok: true, checked: RECORDS })
   // Measured: 99-286 ms with each page hashed on this thread; 9-37 ms off it, on a loaded 2-core
-  // machine. Counted, not the worst one: the three pages hashed here held it three times, and a CI
-  // machine running three test files at once held it 77 ms once for a reason of its own.
+  // machine. Counted, and the worst bounded looser: the three pages hashed here held it three times
+  // (the whole log hashed at once, once and far longer), and a CI machine running three test files
+  // at once held it 77 ms once for a reason of its own.
   expect(late.length, `turns later than 70 ms: ${late.join(', ')} ms`).toBeLessThanOrEqual(1)
+  expect(Math.max(0, ...late), `turns later than 70 ms: ${late.join(', ')} ms`).toBeLessThan(150)
 }, 120_000)

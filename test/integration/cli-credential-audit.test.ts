@@ -18,6 +18,7 @@ import { newCheckpointKey } from '../../src/audit/checkpoint-key.ts'
 import { loadCommandConfig } from '../../src/cli/config.ts'
 import { main } from '../../src/cli/main.ts'
 import { runCli } from '../helpers/cli.ts'
+import { runCliInProcess } from '../helpers/cli-in-process.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -60,12 +61,15 @@ async function configWith(name: string, audit: Record<string, unknown>, extra: R
 
 interface Run { code: number; stdout: string; stderr: string }
 
-/** `bouncer ARGS` in this process: what it printed, and its exit code (taken back from process.exitCode). */
-async function bouncer(...args: string[]): Promise<Run> {
-  return atOnce([args])
+/** `bouncer ARGS` in this process: what it printed, and its exit code. */
+function bouncer(...args: string[]): Promise<Run> {
+  return runCliInProcess(args) as Promise<Run>
 }
 
-/** Commands run at once in this process: what they printed, together, and the exit code (the last one set). */
+/**
+ * Commands run at once in this process: what they printed, together, and the exit code (the last one
+ * set). Not runCliInProcess, which runs one at a time: these race each other for the store on purpose.
+ */
 async function atOnce(commands: string[][]): Promise<Run> {
   let stdout = ''
   let stderr = ''

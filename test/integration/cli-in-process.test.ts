@@ -3,12 +3,14 @@
 // error, a user error, help, a command that writes through process.stdout, one that reads stdin,
 // one that takes its key from the environment — and leaves the test process as it found it.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, type CliResult } from '../helpers/cli.ts'
 import { runCliInProcess } from '../helpers/cli-in-process.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 let dir: string
 let config: string
@@ -61,6 +63,30 @@ describe('a command run in the test process', () => {
     expect((await runCliInProcess(['secrets', 'list', '--config', config], { env, cwd: dir })).code).toBe(0)
     expect((await runCliInProcess(['frobnicate'])).code).toBe(2)
     expect({ key: process.env.BOUNCER_MASTER_KEY, exitCode: process.exitCode, console: globalThis.console, stdout: process.stdout, errorListeners: process.stdout.listenerCount('error'), cwd: process.cwd() }).toEqual(before)
+  })
+
+  it('a run that does not finish in its time, or cannot start in its cwd, is refused with the process put back; the next run is served', async () => {
+    const held: Socket[] = []
+    const silent = createServer((socket) => void held.push(socket)) // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const { port } = silent.address() as { port: number }
+    const hanging = join(dir, 'hanging.yaml')
+    await writeFile(hanging, stringify({ admin: { listen: `127.0.0.1:${port}` }, audit: { sinks: [] } }))
+    const before = { console: globalThis.console, stdout: process.stdout, exitCode: process.exitCode, cwd: process.cwd(), key: process.env.BOUNCER_MASTER_KEY }
+    try {
+      await expect(runCliInProcess(['healthcheck', '--config', hanging, '--timeout', '2s'], { env, timeout: 300 })).rejects.toThrow(/did not finish in 300 ms/)
+      await expect(runCliInProcess(['--version'], { cwd: join(dir, 'no-such-folder') })).rejects.toThrow(/ENOENT/)
+      expect({ console: globalThis.console, stdout: process.stdout, exitCode: process.exitCode, cwd: process.cwd(), key: process.env.BOUNCER_MASTER_KEY }).toEqual(before)
+      // The timed-out command is still running: let it fail (its answer cut) and end, as it sets the
+      // exit code of the process it runs in, before the next test's runs.
+      for (const socket of held) socket.destroy()
+      await waitFor(() => process.exitCode === 1, 'the timed-out healthcheck to end')
+      process.exitCode = before.exitCode
+      expect(await runCliInProcess(['--version'])).toMatchObject({ code: 0, stderr: '' })
+    } finally {
+      for (const socket of held) socket.destroy()
+      await new Promise((resolve) => silent.close(resolve))
+    }
   })
 
   it('runs overlapping calls one after the other, each with its own output', async () => {
