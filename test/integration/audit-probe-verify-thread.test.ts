@@ -55,33 +55,18 @@ afterAll(async () => {
   await dropSchema(SHARED_POSTGRES, schema)
 }, 60_000)
 
-/**
- * How late this thread's turns came (by more than `ms`) while `during` ran: a timer every 5 ms. The
- * gateway runs in this process, so a late turn is how long a request arriving then waited.
- */
-async function lateTurns<T>(ms: number, during: () => Promise<T>): Promise<{ result: T; late: number[] }> {
-  const late: number[] = []
-  let last = performance.now()
-  const timer = setInterval(() => {
-    const now = performance.now()
-    if (now - last - 5 > ms) late.push(Math.round(now - last - 5))
-    last = now
-  }, 5)
-  try {
-    return { result: await during(), late }
-  } finally {
-    clearInterval(timer)
-  }
-}
-
 it('leaves the gateway\'s thread to its requests while it verifies a PostgreSQL log', async () => {
-  const { result: res, late } = await lateTurns(70, () => request(`${gw.adminUrl}/api/audit/verify`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } }))
+  // The gateway runs in this process: the CPU this thread spends during the verify is what requests
+  // arriving then would have waited behind. Measured as CPU, not as how late the thread's turns
+  // came: with three test files at once on two cores, this thread's turns came up to 245 ms late
+  // with the verify off it (a CI run, 2026-12-07), as late as the fault made them.
+  const before = process.threadCpuUsage()
+  const res = await request(`${gw.adminUrl}/api/audit/verify`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })
   expect(res.statusCode).toBe(200)
   expect(await res.body.json()).toMatchObject({ ok: true, checked: RECORDS })
-  // Measured: 99-286 ms with each page hashed on this thread; 9-37 ms off it, on a loaded 2-core
-  // machine. Counted, and the worst bounded looser: the three pages hashed here held it three times
-  // (the whole log hashed at once, once and far longer), and a CI machine running three test files
-  // at once held it 77 ms once for a reason of its own.
-  expect(late.length, `turns later than 70 ms: ${late.join(', ')} ms`).toBeLessThanOrEqual(1)
-  expect(Math.max(0, ...late), `turns later than 70 ms: ${late.join(', ')} ms`).toBeLessThan(150)
+  const spent = process.threadCpuUsage(before)
+  const spentMs = (spent.user + spent.system) / 1000
+  console.log('the gateway thread during the verify', { cpu_ms: Math.round(spentMs) })
+  // Measured: 38-41 ms with the verify on the side thread; the same verify run on this thread, 698 ms.
+  expect(spentMs).toBeLessThan(100)
 }, 120_000)

@@ -52,9 +52,11 @@ describe('server.workers: scheduled secret rotation', () => {
     // Every other worker's refresh ran at least three times while the hook ran: none began another.
     const started = (await hookLines()).filter((line) => line.startsWith('start'))
     expect(started).toHaveLength(1)
-    // One new version: the value put first is the previous one (two rotations made it go).
-    const versions = await runCliInProcess(['secrets', 'versions', 'api-token', '--config', file], { env })
-    expect(versions.stdout, versions.stdout).toMatch(/^\s*2\b.*current/m)
-    expect(versions.stdout).toMatch(/^\s*1\b.*previous/m)
+    // One new version: the value put first is the previous one (two rotations made it go). The
+    // store takes it once the hook has ended, after its last line: waited for (read at once, in
+    // this process, it was still version 1 in a CI run).
+    let versions = ''
+    await waitFor(async () => /^\s*2\b.*current/m.test(versions = (await runCliInProcess(['secrets', 'versions', 'api-token', '--config', file], { env })).stdout), 'version 2 in the store', 10_000)
+    expect(versions).toMatch(/^\s*1\b.*previous/m)
   }, 60_000)
 })
