@@ -37,6 +37,11 @@ const TIME = /^(?<year>\d{4})-(?<month>\d{2})-(?<day>\d{2})(?:[T ](?<clock>\d{2}
 
 /** A time, in ms; one without a zone is UTC, as the log's times and the console's are (Date.parse would take the server's local zone). */
 export function parseTime(text: string): number | undefined {
+  return readTime(text)?.ms
+}
+
+/** parseTime's instant, and whether the text was a date alone (the day, to an until). */
+function readTime(text: string): { ms: number; dateAlone: boolean } | undefined {
   const parts = TIME.exec(text.trim())?.groups as { year: string; month: string; day: string; clock?: string; zone?: string } | undefined
   if (!parts) return undefined
   const { year, month, day, clock = '00:00', zone = 'Z' } = parts
@@ -44,9 +49,11 @@ export function parseTime(text: string): number | undefined {
   const date = new Date(0)
   date.setUTCFullYear(Number(year), Number(month) - 1, Number(day))
   if (date.getUTCMonth() !== Number(month) - 1 || date.getUTCDate() !== Number(day)) return undefined
-  const time = Date.parse(`${year}-${month}-${day}T${clock}${zone.toUpperCase()}`)
-  return Number.isNaN(time) ? undefined : time
+  const ms = Date.parse(`${year}-${month}-${day}T${clock}${zone.toUpperCase()}`)
+  return Number.isNaN(ms) ? undefined : { ms, dateAlone: parts.clock === undefined }
 }
+
+const DAY_MS = 86_400_000
 
 /**
  * An `until`: a time, or a date alone as the whole of that day (UTC), to its last millisecond. As
@@ -54,9 +61,8 @@ export function parseTime(text: string): number | undefined {
  * day of records, and `--until 2026-11-26` left that day out (a probe).
  */
 export function parseUntil(text: string): number | undefined {
-  const time = parseTime(text)
-  if (time === undefined || TIME.exec(text.trim())?.groups?.clock !== undefined) return time
-  return time + 86_400_000 - 1
+  const time = readTime(text)
+  return time && (time.dateAlone ? time.ms + DAY_MS - 1 : time.ms)
 }
 
 /**
@@ -64,8 +70,8 @@ export function parseUntil(text: string): number | undefined {
  * a date alone is the next day's first instant, so the day is counted whole, as parseUntil has it.
  */
 export function parseUntilExclusive(text: string): number | undefined {
-  const last = parseUntil(text)
-  return last === undefined || last === parseTime(text) ? last : last + 1
+  const time = readTime(text)
+  return time && (time.dateAlone ? time.ms + DAY_MS : time.ms)
 }
 
 /** `--since 1h` or `--since 2026-11-26T10:00:00Z`. */
