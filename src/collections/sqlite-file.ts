@@ -122,12 +122,26 @@ export function addMissingColumns(db: DatabaseSync, table: string, columns: Read
     return columns.filter((column) => !present.has(column.name))
   }
   if (missing().length === 0) return
-  db.exec('BEGIN IMMEDIATE')
-  try {
+  inTransaction(db, () => {
     for (const column of missing()) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column.definition}`)
+  })
+}
+
+/**
+ * Runs `work` in a transaction (under the write lock unless `begin` says otherwise), committed, or
+ * rolled back when it throws. SQLite ends the transaction itself on some errors (a full disk:
+ * SQLITE_FULL, some I/O errors), and a ROLLBACK then throws "cannot rollback - no transaction is
+ * active" in place of the error that says what happened: an audit log on a full disk was reported
+ * down for that, not for "database or disk is full".
+ */
+export function inTransaction<T>(db: DatabaseSync, work: () => T, begin: 'BEGIN' | 'BEGIN IMMEDIATE' = 'BEGIN IMMEDIATE'): T {
+  db.exec(begin)
+  try {
+    const result = work()
     db.exec('COMMIT')
+    return result
   } catch (err) {
-    db.exec('ROLLBACK')
+    if (db.isTransaction) db.exec('ROLLBACK')
     throw err
   }
 }

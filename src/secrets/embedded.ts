@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing, SecretStoreWriteFailed } from './crypto.ts'
 import { invalidSecretName, SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
-import { isBusy, makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
+import { inTransaction, isBusy, makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
 
 // data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
 // not yet given the new master key still open the store (rekey.ts).
@@ -103,19 +103,13 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     if (!row) {
       // Looked for again under the write lock: two processes that both found none each made a data
       // key, and the values sealed under the first could no longer be read by anyone.
-      db.exec('BEGIN IMMEDIATE')
-      try {
-        row = newest.get() as typeof row
-        if (!row) {
-          const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
-          db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
-          row = newest.get() as { id: number; sealed: Uint8Array }
-        }
-        db.exec('COMMIT')
-      } catch (err) {
-        if (db.isTransaction) db.exec('ROLLBACK')
-        throw err
-      }
+      row = inTransaction(db, () => {
+        const meanwhile = newest.get() as typeof row // made by another process since the look above
+        if (meanwhile) return meanwhile
+        const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
+        db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
+        return newest.get() as { id: number; sealed: Uint8Array }
+      })
     }
   } catch (err) {
     db.close() // a file that is not a store (a failed reload must not leak the handle)

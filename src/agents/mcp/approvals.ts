@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, inTransaction, makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
 import type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export type { Approval, ApprovalStatus } from './approval-shapes.ts'
@@ -132,22 +132,16 @@ export function openApprovalStore(path: string): ApprovalStore {
       // In one write transaction: two workers filing at once could each find no open approval, or
       // a count under the cap, and both insert (found by review).
       return await guard(() => {
-        db.exec('BEGIN IMMEDIATE')
-        try {
+        const filed = inTransaction(db, (): Row | null => {
           expire.run(now)
           const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
-          let filed: Row | null = open ?? null
-          if (!open && Number((pendingOf.get(call.issuer, call.subject, call.actor, now) as { n: number }).n) < MAX_PENDING_PER_CALLER) {
-            const id = randomUUID()
-            insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
-            filed = byId.get(id) as unknown as Row
-          }
-          db.exec('COMMIT')
-          return filed === null ? null : fromRow(filed)
-        } catch (err) {
-          if (db.isTransaction) db.exec('ROLLBACK')
-          throw err
-        }
+          if (open) return open
+          if (Number((pendingOf.get(call.issuer, call.subject, call.actor, now) as { n: number }).n) >= MAX_PENDING_PER_CALLER) return null
+          const id = randomUUID()
+          insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
+          return byId.get(id) as unknown as Row
+        })
+        return filed === null ? null : fromRow(filed)
       })
     },
     async take(call, now = Date.now()) {

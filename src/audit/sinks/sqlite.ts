@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { addMissingColumns, makeDirectories, openReadOnly, switchToWal } from '../../collections/index.ts'
+import { addMissingColumns, inTransaction, makeDirectories, openReadOnly, switchToWal } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
@@ -114,18 +114,13 @@ function schemaVersion(db: DatabaseSync): number {
  */
 function migrate(db: DatabaseSync): void {
   while (schemaVersion(db) < SCHEMA_VERSION) {
-    db.exec('BEGIN IMMEDIATE')
-    try {
+    inTransaction(db, () => {
       const next = schemaVersion(db) + 1
       if (next <= SCHEMA_VERSION) {
         db.exec(MIGRATIONS[next] as string)
         db.exec(`PRAGMA user_version = ${next}`)
       }
-      db.exec('COMMIT')
-    } catch (err) {
-      db.exec('ROLLBACK')
-      throw err
-    }
+    })
   }
 }
 
@@ -183,8 +178,7 @@ const ROLLUP_TABLES = ['audit_rollup_outcomes', 'audit_rollup_principals', 'audi
 const COVERED_UPDATE = 'UPDATE audit_rollup_covered SET last_rowid = (SELECT coalesce(max(rowid), 0) FROM audit_records)'
 
 function addRollups(db: DatabaseSync): void {
-  db.exec('BEGIN IMMEDIATE')
-  try {
+  inTransaction(db, () => {
     // Under the write lock: another opener (a worker of the same gateway) may be doing it too.
     const last = (db.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records').get() as { last: number }).last
     if (!hasRollups(db)) {
@@ -217,11 +211,7 @@ function addRollups(db: DatabaseSync): void {
       }
       db.exec(COVERED_UPDATE)
     }
-    db.exec('COMMIT')
-  } catch (err) {
-    db.exec('ROLLBACK')
-    throw err
-  }
+  })
 }
 
 /** A stored value back into a record's value: roles is kept as JSON text; a column an older log lacks reads as null. */
@@ -249,19 +239,6 @@ function bind(out: unknown[], at: number, chainNo: number, row: StoredRow, rollu
   for (let i = 0; i < columns.length; i++) out[at++] = columns[i]
   rollup.add(columns, timeMs)
   return at
-}
-
-/** Runs `work` under SQLite's write lock (BEGIN IMMEDIATE), committed, or rolled back when it throws. */
-function inTransaction<T>(db: DatabaseSync, work: () => T): T {
-  db.exec('BEGIN IMMEDIATE')
-  try {
-    const result = work()
-    db.exec('COMMIT')
-    return result
-  } catch (err) {
-    db.exec('ROLLBACK')
-    throw err
-  }
 }
 
 export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {
@@ -403,43 +380,39 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       database.prepare('SELECT 1').get()
     },
     async deleteBefore(timeMs, sign: CutSigner) {
-      if (!db) return 0
+      const database = db
+      if (!database) return 0
       // The checkpoint remembers the last deleted record of each chain, so `audit verify` knows
       // where a chain legitimately starts after retention (chains of earlier runs age out too).
       // Each chain loses the records before its first one still in the window: records are numbered
       // as requests end, so an old-started long request's record can follow younger ones, which stay.
-      const lasts = db.prepare(`SELECT chain, coalesce((SELECT min(k.seq) - 1 FROM audit_records k WHERE k.chain = o.chain AND k.time_ms >= ?), max(seq)) AS seq
+      const lasts = database.prepare(`SELECT chain, coalesce((SELECT min(k.seq) - 1 FROM audit_records k WHERE k.chain = o.chain AND k.time_ms >= ?), max(seq)) AS seq
         FROM audit_records o WHERE time_ms < ? GROUP BY chain`).all(timeMs, timeMs) as Array<{ chain: number; seq: number }>
       if (lasts.length === 0) return 0
-      db.exec('BEGIN')
-      try {
+      return inTransaction(database, () => {
         let deleted = 0
         for (const { chain, seq } of lasts) {
-          const cut = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string } | undefined
+          const cut = database.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string } | undefined
           if (cut === undefined) continue // the chain's first record is still in the window: nothing goes yet
           const { hash } = cut
           // Signed, so that a row written by hand (the oldest records deleted outside retention) shows.
-          const named = db.prepare('SELECT chain FROM audit_chains WHERE no = ?').get(chain) as { chain: string } | undefined
+          const named = database.prepare('SELECT chain FROM audit_chains WHERE no = ?').get(chain) as { chain: string } | undefined
           // Records under a number no chain has were written outside the gateway: left for verify to name.
           if (named === undefined) continue
           const name = named.chain
-          const newest = (db.prepare('SELECT max(time_ms) AS ms FROM audit_records WHERE chain = ? AND seq <= ?').get(chain, seq) as { ms: number }).ms
+          const newest = (database.prepare('SELECT max(time_ms) AS ms FROM audit_records WHERE chain = ? AND seq <= ?').get(chain, seq) as { ms: number }).ms
           const signed = sign({ chain: name, seq, hash, newest: new Date(newest).toISOString() })
-          db.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, retention_ms, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
+          database.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, retention_ms, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
             seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, retention_ms = excluded.retention_ms, time = excluded.time, kid = excluded.kid, sig = excluded.sig`)
             .run(chain, seq, hash, signed.newest, signed.retention ?? null, signed.time, signed.kid, signed.sig)
-          deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
+          deleted += Number(database.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
         }
         // The console's rollups age with the records (whole minutes before the cut).
         for (const table of ROLLUP_TABLES) {
-          db.prepare(`DELETE FROM ${table} WHERE minute < ?`).run(Math.floor(timeMs / 60_000))
+          database.prepare(`DELETE FROM ${table} WHERE minute < ?`).run(Math.floor(timeMs / 60_000))
         }
-        db.exec('COMMIT')
         return deleted
-      } catch (err) {
-        db.exec('ROLLBACK')
-        throw err
-      }
+      }, 'BEGIN')
     },
     async close() {
       inserts.clear()

@@ -5,7 +5,7 @@
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
-import { makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
+import { inTransaction, makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS api_keys (
@@ -90,14 +90,9 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
       // instance, `bouncer keys`, an operator's sqlite3) every request of the gateway stood still
       // for the busy timeout, every flush. A busy store fails the batch (SQLITE_BUSY): the directory
       // tries it again shortly, off the event loop, then keeps it for the next flush.
-      db.exec('BEGIN IMMEDIATE')
-      try {
+      inTransaction(db, () => {
         for (const [id, at] of uses) used.run(at, id)
-        db.exec('COMMIT')
-      } catch (err) {
-        db.exec('ROLLBACK')
-        throw err
-      }
+      })
     },
     // Opened and read above, or the open failed: a file answers at once.
     status: () => (db.isOpen ? 'ready' : 'closed'),
