@@ -306,8 +306,14 @@ async function chainReader(source: AuditSource, reading: LogReading): Promise<Ch
         return rows.map(checkpointFrom).filter((c) => c !== null)
       },
       async close() {
-        db.exec('COMMIT')
-        db.close()
+        // SQLite may have ended the read transaction itself (an I/O error mid-read): a COMMIT then
+        // threw "cannot commit - no transaction is active" over the read's own error, and the
+        // handle was left open (a console Verify's, in the side worker, each time).
+        try {
+          if (db.isTransaction) db.exec('COMMIT')
+        } finally {
+          db.close()
+        }
       },
     }
   }

@@ -101,9 +101,16 @@ function migrations(schema: string): Record<number, string> {
   }
 }
 
-/** Creates the schema and applies the migrations it lacks (serialized by an advisory lock). */
+/**
+ * Creates the schema and applies the migrations it lacks (serialized by an advisory lock). A step
+ * that fails is rolled back and its own error thrown: without the ROLLBACK, the unlock ran inside
+ * the aborted transaction and its "current transaction is aborted" (25P02) replaced the step's
+ * error ("must be owner of table audit_checkpoint" on an upgrade under a role that does not own the
+ * tables), and the connection went back to the pool still in that transaction, holding the lock.
+ */
 export async function migratePostgres(client: pg.PoolClient | pg.Client, schema: string): Promise<void> {
   await client.query('SELECT pg_advisory_lock(hashtext($1))', [`bouncer-audit:${schema}`])
+  let failed = false
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
     await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.audit_meta (version INTEGER NOT NULL)`)
@@ -114,17 +121,28 @@ export async function migratePostgres(client: pg.PoolClient | pg.Client, schema:
     while (version < SCHEMA_VERSION) {
       version++
       await client.query('BEGIN')
-      await client.query(steps[version] as string)
-      await client.query(`UPDATE ${schema}.audit_meta SET version = $1`, [version])
-      await client.query('COMMIT')
+      try {
+        await client.query(steps[version] as string)
+        await client.query(`UPDATE ${schema}.audit_meta SET version = $1`, [version])
+        await client.query('COMMIT')
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {}) // a connection gone cannot; the error that counts is err
+        throw err
+      }
     }
     await addMissingColumns(client, schema)
     // The console's aggregates (aggregate.ts): a time range read from the index alone (after
     // addMissingColumns, as it names an added field).
     await client.query(`CREATE INDEX IF NOT EXISTS audit_console ON ${schema}.audit_records (time)
       INCLUDE (decision, code, route, subject, duration_ms, upstream_ms)`)
+  } catch (err) {
+    failed = true
+    throw err
   } finally {
-    await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`bouncer-audit:${schema}`])
+    // After a failure, quietly: a connection that broke cannot unlock (its end releases the lock),
+    // and its error is not the one to report.
+    const unlocked = client.query('SELECT pg_advisory_unlock(hashtext($1))', [`bouncer-audit:${schema}`])
+    await (failed ? unlocked.catch(() => {}) : unlocked)
   }
 }
 
@@ -215,8 +233,10 @@ export function createPostgresSink(options: { url: string; schema: string; write
       const client = await pool.connect()
       try {
         await migratePostgres(client, schema)
-      } finally {
         client.release()
+      } catch (err) {
+        client.release(true) // not back to the pool: a failed migration may have left it broken or mid-transaction
+        throw err
       }
     },
     async head(chain): Promise<SinkHead | null> {
