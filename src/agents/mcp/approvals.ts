@@ -89,7 +89,7 @@ export class ApprovalStoreError extends Error {
 }
 
 export function openApprovalStore(path: string): ApprovalStore {
-  let db: DatabaseSync
+  let db: DatabaseSync | undefined
   try {
     if (path !== ':memory:') makeDirectories(dirname(path))
     db = new DatabaseSync(path)
@@ -101,6 +101,8 @@ export function openApprovalStore(path: string): ApprovalStore {
     addMissingColumns(db, 'approvals', [{ name: 'actor', definition: 'actor TEXT' }])
     db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
+    // Opened again at the next call that needs it: a store that fails here kept a file open each time.
+    if (db?.isOpen) db.close()
     throw new ApprovalStoreError(`cannot open the approvals store ${path}: ${(err as Error).message}`, { cause: err })
   }
   const { prepare } = storeFile(db, path, { the: 'the approvals store', a: 'an approvals store' }, (message, cause) => new ApprovalStoreError(message, { cause }))

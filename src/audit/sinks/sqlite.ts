@@ -78,10 +78,21 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
   if (options.readOnly && !existsSync(path)) throw new NoAuditLog(`there is no audit log at ${path} yet`)
   if (!options.readOnly) makeDirectories(dirname(path))
   const db = options.readOnly && options.asItStands ? openReadOnly(path, options.asItStands) : new DatabaseSync(path, { readOnly: options.readOnly === true })
+  try {
+    prepareLog(db, path, options)
+    return db
+  } catch (err) {
+    // The sink tries its open again every second: a log that fails here (not a database, a full
+    // disk) kept one more open file each time, until the process ran out of them.
+    if (db.isOpen) db.close()
+    throw err
+  }
+}
+
+function prepareLog(db: DatabaseSync, path: string, options: { readOnly?: boolean; durable?: boolean }): void {
   db.exec('PRAGMA busy_timeout = 5000')
   if (options.readOnly && schemaVersion(db) === 0) {
     // The gateway's audit worker creates the file, then its tables: a reader can come in between.
-    db.close()
     throw new NoAuditLog(`the audit log at ${path} has no records yet`)
   }
   if (!options.readOnly) {
@@ -99,7 +110,6 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
     addMissingColumns(db, 'audit_records', ADDED_FIELDS.map((field) => ({ name: field.name, definition: columnDefinition(field, 'sqlite') })))
     addConsoleIndex(db)
   }
-  return db
 }
 
 function schemaVersion(db: DatabaseSync): number {
