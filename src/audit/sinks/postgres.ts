@@ -2,7 +2,7 @@
 // chain (`chain` column) so instances never wait on each other; `audit verify` checks each chain.
 // The schema is created and migrated by the gateway; a batch is one INSERT … SELECT FROM unnest().
 import type pg from 'pg'
-import { loadPg } from '../../collections/index.ts'
+import { loadPg, withAdvisoryLock } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
@@ -109,9 +109,7 @@ function migrations(schema: string): Record<number, string> {
  * tables), and the connection went back to the pool still in that transaction, holding the lock.
  */
 export async function migratePostgres(client: pg.PoolClient | pg.Client, schema: string): Promise<void> {
-  await client.query('SELECT pg_advisory_lock(hashtext($1))', [`bouncer-audit:${schema}`])
-  let failed = false
-  try {
+  await withAdvisoryLock(client, `bouncer-audit:${schema}`, async () => {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
     await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.audit_meta (version INTEGER NOT NULL)`)
     const { rows } = await client.query(`SELECT version FROM ${schema}.audit_meta`)
@@ -135,15 +133,7 @@ export async function migratePostgres(client: pg.PoolClient | pg.Client, schema:
     // addMissingColumns, as it names an added field).
     await client.query(`CREATE INDEX IF NOT EXISTS audit_console ON ${schema}.audit_records (time)
       INCLUDE (decision, code, route, subject, duration_ms, upstream_ms)`)
-  } catch (err) {
-    failed = true
-    throw err
-  } finally {
-    // After a failure, quietly: a connection that broke cannot unlock (its end releases the lock),
-    // and its error is not the one to report.
-    const unlocked = client.query('SELECT pg_advisory_unlock(hashtext($1))', [`bouncer-audit:${schema}`])
-    await (failed ? unlocked.catch(() => {}) : unlocked)
-  }
+  })
 }
 
 /**

@@ -2,7 +2,7 @@
 // key), so a revocation written by any of them, or by `bouncer keys`, is seen by all at their next
 // read. The schema is created on first use (serialized by an advisory lock, as the audit sink does).
 import type pg from 'pg'
-import { loadPg } from '../../collections/index.ts'
+import { loadPg, withAdvisoryLock } from '../../collections/index.ts'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
 
 const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
@@ -135,20 +135,18 @@ export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeySt
 
 async function migrate(pool: pg.Pool, schema: string): Promise<void> {
   const client = await pool.connect()
-  const lock = `bouncer-api-keys:${schema}`
   try {
-    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock])
-    try {
+    await withAdvisoryLock(client, `bouncer-api-keys:${schema}`, async () => {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
       await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.api_keys (
         id TEXT PRIMARY KEY, principal TEXT NOT NULL, description TEXT, hash TEXT NOT NULL,
         created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT, last_used_at BIGINT
       )`)
-    } finally {
-      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock])
-    }
-  } finally {
+    })
     client.release()
+  } catch (err) {
+    client.release(true) // not back to the pool: it may be the connection that broke
+    throw err
   }
 }
 
