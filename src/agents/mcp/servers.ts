@@ -138,7 +138,13 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       // gateway's credential to the agent, its model and the audit record; in the error's `data`
       // too, which the SDK hands on to the agent as it came (found by review).
       if (!(err instanceof Error)) return err
-      err.message = redact(err.message)
+      const message = redact(err.message)
+      if (message !== err.message) {
+        // A DOMException's message has only a getter (an abort's, a timeout's): written to, it threw
+        // a TypeError in place of the error. Such an error is told again, redacted, without its cause.
+        if (err instanceof DOMException) return Object.assign(new Error(message), { name: err.name })
+        err.message = message
+      }
       const withData = err as Error & { data?: unknown }
       if (withData.data !== undefined) withData.data = redactLeaves(withData.data, 0)
       return err
