@@ -181,7 +181,10 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       if (config.key !== undefined) key = Buffer.from(resolve(config.key))
     },
     async close() {
-      db?.db.close()
+      // As a replaced file is (database()): a query still streaming (a reload changed this
+      // datasource's settings) reads to its end, and the file closes after its last reader. Closed
+      // at once, its next page failed mid-stream (502), a page already read included.
+      if (db !== null) retire(db)
       db = null
     },
   }
