@@ -333,11 +333,7 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
       if (finished) return
       // A statement still running (a read in flight) is cancelled in the server (a CancelRequest on
       // a new connection); then the connection is closed, which ends the transaction and its portal.
-      if (reading) {
-        const canceller = new (loadPg().Client)({ connectionString: url })
-        canceller.on('error', () => {})
-        ;(canceller as unknown as { cancel(client: pg.PoolClient, query: unknown): void }).cancel(client, cursor)
-      }
+      if (reading) cancelInServer(url, client, cursor)
       finish(true)
     },
   }
@@ -375,6 +371,26 @@ const NUMBER_TEXT = /^-?\d+(?:\.\d+)?$/
  * this much longer without a word, the server or the network has stalled (found by a probe: a frozen
  * connection held its request and its pooled connection until TCP gave up, ~15 minutes).
  */
+/** How long a CancelRequest's connection may take before it is given up (the query's own connection is closed anyway). */
+const CANCEL_CONNECT_MS = 5_000
+
+/**
+ * Asks the server to cancel the statement `client` is running (pg's Client#cancel: a CancelRequest
+ * on a new connection). pg listens for that connection's errors only in a connect() the cancel does
+ * not run: a server that refused it (restarting, failing over — when clients give up on slow
+ * streams) raised an unhandled 'error' that ended the gateway. And a host that drops packets kept
+ * the socket connecting for the kernel's SYN timeout (~2 min), one per abandoned request.
+ */
+function cancelInServer(url: string, client: pg.PoolClient, query: unknown): void {
+  const canceller = new (loadPg().Client)({ connectionString: url })
+  const connection = (canceller as unknown as { connection: NodeJS.EventEmitter & { stream: { destroy(): void } } }).connection
+  canceller.on('error', () => {})
+  connection.on('error', () => {}) // nothing to tell: the cancel is a courtesy, the connection is closed below
+  const giveUp = setTimeout(() => connection.stream.destroy(), CANCEL_CONNECT_MS).unref()
+  connection.once('end', () => clearTimeout(giveUp)) // the server closes it once it has read the request
+  ;(canceller as unknown as { cancel(client: pg.PoolClient, query: unknown): void }).cancel(client, query)
+}
+
 const STALL_MARGIN_MS = 5_000
 
 /** The statement timeout of describe()'s query (the columns of a dataset's statement, no rows). */
