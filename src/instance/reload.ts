@@ -113,9 +113,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       prepared = await prepare({ ...next, config: next.config }, deps, generation, tls?.material)
     } catch (err) {
       restoreRunningSecrets()
+      // What the config acquired before it failed, whatever failed: a store that could not take a new
+      // key (not a config error) left a new function's worker threads, pools and clients running.
+      void background.run('runtime_retirement', retireUnused)
       if (!(err instanceof ConfigError)) throw err
       refused(err.lines)
-      void background.run('runtime_retirement', retireUnused) // what the refused config acquired before it failed
       return { ok: false, result: { ok: false, errors: err.lines } }
     }
     const config = next.config
