@@ -401,7 +401,12 @@ function assertKeySet(body: string): JSONWebKeySet {
 async function discoverJwksUri(issuer: string): Promise<string> {
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
-  if (response.status !== 200) throw new Error(`discovery at ${url} answered ${response.status}`)
+  if (response.status !== 200) {
+    // Not read, its connection stayed taken until the timeout (a body over undici's 64 KB
+    // window), one more at each retry of discovery (every 0.5-30 s): let go now, as the JWKS fetch does.
+    await response.body?.cancel().catch(() => {})
+    throw new Error(`discovery at ${url} answered ${response.status}`)
+  }
   let parsed: unknown
   try {
     parsed = JSON.parse(await boundedText(response, `discovery at ${url}`))

@@ -264,9 +264,19 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   let file: { dev: number; ino: number } | undefined
 
   function openFile(): void {
-    db = openSqlite(path, { durable: options.durable })
-    const { dev, ino } = statSync(path)
-    file = { dev, ino }
+    // Opened again by the runner when a first open had worked but reading a chain's head had not
+    // (the log locked at start): the first handle was left open.
+    if (db?.isOpen) db.close()
+    db = undefined
+    const opened = openSqlite(path, { durable: options.durable })
+    try {
+      const { dev, ino } = statSync(path)
+      file = { dev, ino }
+    } catch (err) {
+      opened.close() // the file went between the open and the look: tried again at the next ping
+      throw err
+    }
+    db = opened
     chainNos.clear()
     inserts.clear()
     maxRowid = undefined

@@ -32,3 +32,13 @@ it('a reader of a log with no records yet is told so, and keeps no file open', (
   for (let i = 0; i < 50; i++) expect(() => openSqlite(path, { readOnly: true })).toThrow(/has no records yet/)
   expect(openFiles() - before).toBeLessThan(5)
 })
+
+it('a sink opened again (the runner reopens it when reading a chain\'s head failed after the open) keeps one handle', async () => {
+  const path = join(dir, 'audit.db')
+  const sink = createSqliteSink(path, { durable: false })
+  await sink.open()
+  const before = openFiles()
+  for (let i = 0; i < 20; i++) await sink.open()
+  expect(openFiles() - before).toBeLessThan(3)
+  await sink.close()
+})
