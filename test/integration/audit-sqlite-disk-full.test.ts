@@ -3,14 +3,13 @@
 // down and spills. SQLite ends the transaction itself on such an error, and the sink's ROLLBACK
 // then threw "cannot rollback - no transaction is active" in its place, which told the operator
 // nothing about the disk.
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, expect, it } from 'vitest'
 import { SQLITE } from '../../src/collections/index.ts'
+import { runCli } from '../helpers/cli.ts'
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/audit-sink-until-full.ts', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'bouncer-audit-full-'))
@@ -18,12 +17,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 it('a write to a log that cannot grow fails with SQLite\'s word for it, and the sink still answers', async () => {
   // 1 MB (POSIX counts `ulimit -f` in 512-byte blocks): the log's schema and a few batches fit, then a batch does not.
-  const child = spawn('sh', ['-c', 'ulimit -f 2048 && exec "$0" "$@"', process.execPath, FIXTURE, join(dir, 'audit.db')], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const [code] = (await once(child, 'exit')) as [number | null]
+  // sh sets the limit, then becomes Node running the fixture.
+  const { code, stdout, stderr } = await runCli([join(dir, 'audit.db')], { node: 'sh', nodeArgs: ['-c', 'ulimit -f 2048 && exec "$0" "$@"', process.execPath], bin: FIXTURE })
   expect(code, stderr).toBe(0)
   const { failure, pinged } = JSON.parse(stdout) as { failure: { message: string; code: number } | null; pinged: boolean }
   expect(failure, 'no write failed: the limit did not hold').not.toBeNull()
