@@ -371,6 +371,8 @@ const NUMBER_TEXT = /^-?\d+(?:\.\d+)?$/
  * this much longer without a word, the server or the network has stalled (found by a probe: a frozen
  * connection held its request and its pooled connection until TCP gave up, ~15 minutes).
  */
+const STALL_MARGIN_MS = 5_000
+
 /** How long a CancelRequest's connection may take before it is given up (the query's own connection is closed anyway). */
 const CANCEL_CONNECT_MS = 5_000
 
@@ -383,15 +385,13 @@ const CANCEL_CONNECT_MS = 5_000
  */
 function cancelInServer(url: string, client: pg.PoolClient, query: unknown): void {
   const canceller = new (loadPg().Client)({ connectionString: url })
-  const connection = (canceller as unknown as { connection: NodeJS.EventEmitter & { stream: { destroy(): void } } }).connection
+  const { connection } = canceller
   canceller.on('error', () => {})
   connection.on('error', () => {}) // nothing to tell: the cancel is a courtesy, the connection is closed below
   const giveUp = setTimeout(() => connection.stream.destroy(), CANCEL_CONNECT_MS).unref()
   connection.once('end', () => clearTimeout(giveUp)) // the server closes it once it has read the request
   ;(canceller as unknown as { cancel(client: pg.PoolClient, query: unknown): void }).cancel(client, query)
 }
-
-const STALL_MARGIN_MS = 5_000
 
 /** The statement timeout of describe()'s query (the columns of a dataset's statement, no rows). */
 const DESCRIBE_TIMEOUT_MS = 10_000

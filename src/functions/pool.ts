@@ -144,7 +144,8 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 
   function start(slot: PoolSlot): Worker {
     const lines = unfinishedLines()
-    const worker = new Worker(WORKER_URL, { workerData: { ...setup, unfinished: lines } satisfies WorkerSetup, resourceLimits, env, stdout: true, stderr: true })
+    // Named: the OS thread's name (`top -H`, /proc/PID/task/*/comm; Linux keeps 15 characters) says whose it is.
+    const worker = new Worker(WORKER_URL, { name: `function ${name}`, workerData: { ...setup, unfinished: lines } satisfies WorkerSetup, resourceLimits, env, stdout: true, stderr: true })
     unfinished.set(worker, lines)
     slot.worker = worker
     slot.loaded = false

@@ -39,7 +39,22 @@ export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv;
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout ?? 20_000)
   const [code] = (await once(child, 'exit')) as [number | null]
   clearTimeout(timer)
+  await drained(child)
   return { code, stdout, stderr }
+}
+
+/**
+ * 'exit' can come before the last of the pipes' data: waits for stdout and stderr to close, 2 s at
+ * most (a process the command started, still running, may hold them open).
+ */
+async function drained(child: ChildProcess): Promise<void> {
+  const closed = (stream: NodeJS.ReadableStream & { closed?: boolean }) => (stream.closed ? Promise.resolve() : once(stream, 'close').then(() => {}, () => {}))
+  let bound: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.all([child.stdout, child.stderr].flatMap((stream) => (stream === null ? [] : [closed(stream)]))),
+    new Promise<void>((resolve) => (bound = setTimeout(resolve, 2_000))),
+  ])
+  clearTimeout(bound)
 }
 
 export interface ServeProcess {

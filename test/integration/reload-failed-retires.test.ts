@@ -3,7 +3,7 @@
 // compile opened for it — a new function's worker threads — was retired only when the failure was
 // a config error; otherwise it stayed open, one more set at each retry of an edited config.
 import { randomBytes } from 'node:crypto'
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -32,7 +32,14 @@ const config = (path: string, withFunction: boolean) => ({
   ],
 })
 
-const threads = () => readdirSync('/proc/self/task').length
+/** The function's worker threads in this process, by their OS thread name (`function echo`). */
+const echoThreads = () => readdirSync('/proc/self/task').filter((tid) => {
+  try {
+    return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'function echo'
+  } catch {
+    return false // the thread ended between the listing and the read
+  }
+}).length
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-reload-retire-'))
@@ -48,18 +55,21 @@ afterAll(async () => {
 
 it('a reload that fails after its compile gives back what the compile opened', async () => {
   const path = join(dir, 'secrets.db')
-  const before = threads()
+  expect(echoThreads()).toBe(0)
   await gw.writeConfig(config(path, true))
   const holder = new DatabaseSync(path)
   holder.exec('BEGIN IMMEDIATE')
   try {
-    await expect(gw.reload()).rejects.toThrow(/the secrets store is locked/)
+      const reload = gw.reload()
+    // The compile starts them; the store refuses the key ~2 s later.
+    await waitFor(() => echoThreads() === THREADS, `the function's ${THREADS} threads to start (${echoThreads()} now)`, 10_000)
+    await expect(reload).rejects.toThrow(/the secrets store is locked/)
   } finally {
     holder.exec('ROLLBACK')
     holder.close()
   }
   // The function's worker threads, started by the compile, end with their pool.
-  await waitFor(() => threads() <= before + 2, `threads back to ${before} (+2), ${threads()} now`, 15_000)
+  await waitFor(() => echoThreads() === 0, `the function's threads to end (${echoThreads()} left)`, 15_000)
   // The running config still serves.
   expect((await fetch(`${gw.url}/api/x`)).status).toBe(200)
 }, 60_000)

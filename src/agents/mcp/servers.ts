@@ -106,7 +106,8 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       try {
         client = await server.client()
       } catch (err) {
-        throw new CallNotSent((server.withoutCredentials(err) as Error).message, { cause: err })
+        const cleaned = server.withoutCredentials(err) as Error
+        throw new CallNotSent(cleaned.message, { cause: cleaned })
       }
       // Each progress report restarts `timeout`; max_call_time bounds the whole call. The SDK's own
       // maxTotalTimeout is checked only when a report arrives, so a timer cancels the call instead.
@@ -127,7 +128,7 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
         }
         if (isConnectionFailure(err)) dropConnection()
         const cleaned = server.withoutCredentials(err)
-        if (noConnection(err)) throw new CallNotSent((cleaned as Error).message, { cause: err })
+        if (noConnection(err)) throw new CallNotSent((cleaned as Error).message, { cause: cleaned })
         throw cleaned
       } finally {
         clearTimeout(timer)

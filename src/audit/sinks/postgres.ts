@@ -118,15 +118,11 @@ export async function migratePostgres(client: pg.PoolClient | pg.Client, schema:
     const steps = migrations(schema)
     while (version < SCHEMA_VERSION) {
       version++
-      await client.query('BEGIN')
-      try {
-        await client.query(steps[version] as string)
-        await client.query(`UPDATE ${schema}.audit_meta SET version = $1`, [version])
-        await client.query('COMMIT')
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {}) // a connection gone cannot; the error that counts is err
-        throw err
-      }
+      const step = version
+      await inClientTransaction(client, async () => {
+        await client.query(steps[step] as string)
+        await client.query(`UPDATE ${schema}.audit_meta SET version = $1`, [step])
+      })
     }
     await addMissingColumns(client, schema)
     // The console's aggregates (aggregate.ts): a time range read from the index alone (after
@@ -148,23 +144,30 @@ async function addMissingColumns(client: pg.PoolClient | pg.Client, schema: stri
   await client.query(`ALTER TABLE ${schema}.audit_records ${missing.map((field) => `ADD COLUMN IF NOT EXISTS ${columnDefinition(field, 'postgres')}`).join(', ')}`)
 }
 
-/** A column read back (pg returns BIGINT as text, TIMESTAMPTZ as Date); a column an older schema lacks reads as null. */
 /** Runs `work` in a transaction on one pooled connection: committed, or rolled back when it throws. */
 async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   try {
-    await client.query('BEGIN')
-    const result = await work(client)
-    await client.query('COMMIT')
-    return result
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
+    return await inClientTransaction(client, () => work(client))
   } finally {
     client.release()
   }
 }
 
+/** `work` in a transaction on `client`: committed, or rolled back (quietly: a connection gone cannot) when it throws, its own error thrown. */
+async function inClientTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN')
+  try {
+    const result = await work()
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  }
+}
+
+/** A column read back (pg returns BIGINT as text, TIMESTAMPTZ as Date); a column an older schema lacks reads as null. */
 function fromColumn(field: FieldSpec, value: unknown): unknown {
   if (field.kind === 'roles') return value ?? []
   if (value === null || value === undefined) return null

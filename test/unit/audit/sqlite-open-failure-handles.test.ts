@@ -1,7 +1,8 @@
 // A SQLite audit log that cannot be opened (a file that is not a database; a full disk at the
-// schema's step) is tried again every second by the sink runner: each failed open closed nothing,
-// so the process kept one more open file a second until it ran out of them. Counted in
-// /proc/self/fd (Linux) over failed opens, and the reader's refusal of a log with no records yet.
+// schema's step) is tried again every second by the sink runner: a failed open closed nothing, so
+// the process kept one more open file a second until it ran out of them. Counted in /proc/self/fd
+// (Linux) over failed opens and reopens; and a reader's refusal of a log with no records yet, which
+// closed its handle before and must still (the close moved).
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -1,6 +1,6 @@
-// inTransaction (collections/sqlite-file.ts), the one write transaction of every SQLite store: the
-// error a caller is given is the one that happened, also when SQLite has already ended the
-// transaction itself (a full disk), and the file is left usable.
+// inTransaction (collections/sqlite-file.ts), the SQLite stores' write transaction: the error a
+// caller is given is the one that happened, also when SQLite has already ended the transaction
+// itself (a full disk), and the file is left usable.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -69,11 +69,27 @@ describe('inTransaction', () => {
     expect(rows()).toBe(1)
   })
 
-  it('takes a plain BEGIN where the caller asks for one', () => {
-    inTransaction(db, () => {
-      expect(db.isTransaction).toBe(true)
-      db.prepare('INSERT INTO t VALUES (?)').run(Buffer.alloc(10))
-    }, 'BEGIN')
-    expect(rows()).toBe(1)
+  it('holds the write lock from the start by default; a plain BEGIN takes it at the first write', () => {
+    const other = new DatabaseSync(join(dir, 'store.db'), { timeout: 0 })
+    const otherCanWrite = () => {
+      try {
+        other.exec('BEGIN IMMEDIATE')
+        other.exec('ROLLBACK')
+        return true
+      } catch {
+        return false // SQLITE_BUSY: this connection holds the write lock
+      }
+    }
+    try {
+      inTransaction(db, () => expect(otherCanWrite()).toBe(false))
+      inTransaction(db, () => {
+        expect(otherCanWrite()).toBe(true)
+        db.prepare('INSERT INTO t VALUES (?)').run(Buffer.alloc(10))
+        expect(otherCanWrite()).toBe(false)
+      }, 'BEGIN')
+      expect(rows()).toBe(1)
+    } finally {
+      other.close()
+    }
   })
 })
