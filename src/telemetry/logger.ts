@@ -220,7 +220,7 @@ const LOG_BUFFER_BYTES = 16 * 1024 * 1024
  * queue writes it; another thread's logger writes as it logs, as it can end without an exit to flush at.
  */
 function fileDestination(fd: number) {
-  if (!isMainThread) return thePino().destination({ fd, sync: true })
+  if (!isMainThread) return keepsLogging(thePino().destination({ fd, sync: true }))
   // pino writes what is queued at exit synchronously, retrying while the pipe is full: a reader of
   // stderr that had stopped reading held the process there for ever (SIGTERM drained the gateway,
   // then it never ended). Once the reader has taken nothing for READER_STALLED_MS, the exit goes on
@@ -233,14 +233,22 @@ function fileDestination(fd: number) {
     unwritten = writing + rest
     return Date.now() < giveUpAt
   }
-  const stream = thePino().destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting })
+  const stream = keepsLogging(thePino().destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting }))
+  // sonic-boom's flushSync retries a write that fails other than EAGAIN every 100 ms for ever: after
+  // a write refused by a full disk (ENOSPC) or a terminal gone (EIO), the process never ended. While
+  // the last write failed so, the exit gives the queued lines up; a write that works again clears it.
+  let failing = false
+  stream.on('error', () => (failing = true))
+  stream.on('write', () => (failing = false))
   const writeQueued = stream.flushSync.bind(stream)
   stream.flushSync = () => {
+    if (failing) return
     giveUpAt = Date.now() + READER_STALLED_MS
     try {
       writeQueued()
-    } catch (err) {
-      if (!isPipeFull(err)) throw err
+    } catch {
+      // At exit: a reader that stopped reading, a full disk, a terminal gone. The rest is lost, and
+      // the process ends as it would.
     } finally {
       giveUpAt = Infinity
       unwritten = -1
@@ -249,14 +257,19 @@ function fileDestination(fd: number) {
   return stream
 }
 
+/**
+ * A write that failed (stderr a file on a full disk, ENOSPC; a terminal hung up, EIO) is an 'error'
+ * the destination emits, and pino listens only for EPIPE: the next line after the disk filled ended
+ * the gateway as an uncaught exception (found by a review). The lines stay queued and are written
+ * once the write works again; past LOG_BUFFER_BYTES they are dropped and counted, as for a stalled reader.
+ */
+function keepsLogging<T extends NodeJS.EventEmitter>(stream: T): T {
+  stream.on('error', () => {})
+  return stream
+}
+
 /** How long a write that must be done now (at exit, warnNow) waits for a reader of stderr that takes nothing. */
 const READER_STALLED_MS = 2_000
-
-/** A write refused because the pipe (or socket) it goes to is full: its reader does not read. */
-function isPipeFull(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | null)?.code
-  return code === 'EAGAIN' || code === 'EBUSY'
-}
 
 /** Lines dropped at LOG_BUFFER_BYTES since the process started: bouncer_log_lines_dropped_total. */
 let droppedLines = 0
