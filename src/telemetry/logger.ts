@@ -233,10 +233,11 @@ function fileDestination(fd: number) {
     unwritten = writing + rest
     return Date.now() < giveUpAt
   }
-  const stream = keepsLogging(thePino().destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting }))
-  // sonic-boom's flushSync retries a write that fails other than EAGAIN every 100 ms for ever: after
-  // a write refused by a full disk (ENOSPC) or a terminal gone (EIO), the process never ended. While
-  // the last write failed so, the exit gives the queued lines up; a write that works again clears it.
+  const stream = thePino().destination({ fd, sync: false, maxLength: LOG_BUFFER_BYTES, retryEAGAIN: stillWaiting })
+  // Listened to, a failed write is no uncaught exception (keepsLogging says why). And sonic-boom's
+  // flushSync retries a write that fails other than EAGAIN every 100 ms for ever: after a write
+  // refused by a full disk (ENOSPC) or a terminal gone (EIO), the process never ended. While the
+  // last write failed so, the exit gives the queued lines up; a write that works again clears it.
   let failing = false
   stream.on('error', () => (failing = true))
   stream.on('write', () => (failing = false))
@@ -258,7 +259,8 @@ function fileDestination(fd: number) {
 }
 
 /**
- * A write that failed (stderr a file on a full disk, ENOSPC; a terminal hung up, EIO) is an 'error'
+ * A worker thread's destination (the main thread's listens in fileDestination). A write that
+ * failed (stderr a file on a full disk, ENOSPC; a terminal hung up, EIO) is an 'error'
  * the destination emits, and pino listens only for EPIPE: the next line after the disk filled ended
  * the gateway as an uncaught exception (found by a review). The lines stay queued and are written
  * once the write works again; past LOG_BUFFER_BYTES they are dropped and counted, as for a stalled reader.
