@@ -15,3 +15,14 @@ it('a cancel the server refuses is no uncaught exception; the abandoned read end
   expect(outcome.uncaught).toBeNull()
   expect(outcome.read).toMatch(/Datasource "shop" failed/)
 }, 30_000)
+
+it('a cancel the server takes and never answers is given up after its connect bound, not kept for ever', async () => {
+  const { code, stdout, stderr } = await runCli(['hold'], { bin: FIXTURE, nodeArgs: ['--no-deprecation'] })
+  expect(code, stderr).toBe(0)
+  const outcome = JSON.parse(stdout) as { uncaught: string | null; heldMs: number | null }
+  expect(outcome.uncaught).toBeNull()
+  // CANCEL_CONNECT_MS is 5 s; without it the connection stayed open until TCP gave up.
+  expect(outcome.heldMs, 'the canceller kept its connection for 12 s').not.toBeNull()
+  expect(outcome.heldMs).toBeGreaterThanOrEqual(4_500)
+  expect(outcome.heldMs).toBeLessThan(12_000)
+}, 30_000)

@@ -18,7 +18,7 @@ let provider: Server
 let gateway: TestGateway
 
 beforeAll(async () => {
-  provider = createServer((req, res) => {
+  provider = createServer((_req, res) => {
     openAtRequest.push(open.size)
     res.writeHead(500, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(errorPage) }).end(errorPage)
   })
