@@ -8,6 +8,7 @@
 // over HTTP — and the call then goes through the pipeline, which decides again and throttles.
 import type { Tool } from '@modelcontextprotocol/client'
 import { decide, indexByRoute, type AccessControl, type AccessDecision, type RoutePolicy } from '../../access/index.ts'
+import { TOOL_NAME } from '../../config/index.ts'
 import type { Caller } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { RouteToolSource, ToolDefinition } from './route-tools.ts'
@@ -60,6 +61,9 @@ export interface Catalog {
 export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, servers: readonly UpstreamMcpServer[], access: AccessControl, logger: Logger): Catalog {
   const policies = new Map<string, RoutePolicy | undefined>()
   const policyOf = (routeId: string): RoutePolicy | undefined => {
+    // Only a name a tool can bear is kept: explain's `tool` is whatever its reader sends, up to
+    // the body's limit, and a cache keyed by it held every such name until 10,000 of them.
+    if (!TOOL_NAME.test(routeId.slice('mcp:'.length))) return indexByRoute([routeId], access.roles, access.statements).get(routeId)
     if (!policies.has(routeId)) {
       if (policies.size > 10_000) policies.clear() // bounded: servers may list tools by the thousand
       policies.set(routeId, indexByRoute([routeId], access.roles, access.statements).get(routeId))
@@ -120,7 +124,10 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
     },
     async callable(name) {
       const found = await catalog.find(name)
-      if (found || !transparent) return found
+      // Transparent: a name no tool may bear (MCP's 1-128 letters, digits, _ - .) is unknown, as a
+      // listed tool of that name would have been skipped. Passed on, an agent's 10 MB name was
+      // decided, kept as a cached policy and a metrics label, and sent to the server.
+      if (found || !transparent || !TOOL_NAME.test(name)) return found
       return { name, definition: { name, inputSchema: { type: 'object' } }, target: { kind: 'server', server: transparent, upstreamName: name, listed: false } }
     },
     async listFor(caller) {
