@@ -4,12 +4,13 @@ import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
-import { changeSignerOf, createAuditLog, instanceIdOf, releaseAuditSpills } from '../audit/index.ts'
+import { changeSignerOf, createAuditLog, instanceIdOf, releaseAuditSpills, type AuditLog } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
-import { createGatewayServer, createInternalDispatch, createRuntimeDeps, createTunnelRegistry, type GatewayState, type Runtime } from '../gateway/index.ts'
+import { createGatewayServer, createInternalDispatch, createRuntimeDeps, createTunnelRegistry, type GatewayServer, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
+import type { SecretsRuntime } from '../secrets/index.ts'
 import { limitsStoreFailures, watchLimitsAgreement, type LimitsAgreement } from '../limits/index.ts'
 import { signersToPublish, type Live } from './live.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
@@ -134,11 +135,26 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     runningSecrets: () => (runningState ? live.secrets : null),
   }
 
+  /**
+   * A start that fails before it listens gives back what it opened: the compile's function threads,
+   * Redis clients, pools and timers, the audit worker, the tracer. Left open, they kept the process
+   * alive: `bouncer serve` said why it did not start and never exited, so a supervisor's restart on
+   * failure never came (found by a helper's review). The listen's own failure shuts down as a drain.
+   */
+  const failedStart = async (err: unknown, opened: { secrets?: SecretsRuntime; audit?: AuditLog } = {}): Promise<never> => {
+    await Promise.allSettled([compile.closeAll(), opened.audit?.close(), tracing?.shutdown(), opened.secrets?.close()])
+    throw err
+  }
   // A worker runs the gateway's generation, which its primary gives it (a replacement's is not 1).
-  const first = await prepare({ ...loaded, config }, prepareDeps, options.worker?.generation ?? 1)
+  const first = await prepare({ ...loaded, config }, prepareDeps, options.worker?.generation ?? 1).catch((err: unknown) => failedStart(err))
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
-  const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, options.worker.workers, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
+  let audit: AuditLog
+  try {
+    audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, options.worker.workers, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
+  } catch (err) {
+    return failedStart(err, { secrets: first.secrets })
+  }
   first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
     runtime: first.runtime,
@@ -155,22 +171,28 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map(), retiredSigners: new Map() }
   runningState = state
 
-  const gatewayServer = createGatewayServer(state, {
-    // Refused by Node's parser before the pipeline (a header timeout, 431, a malformed request): audited and counted.
-    // Under durability: sync its raw answer waits for the record's commit.
-    onClientError: (rejected) => {
-      metrics.countRefusedBeforeRouting(rejected.status)
-      // Lost with the audit worker: queued again for its replacement; the refusal goes out either way.
-      if (audit.durability === 'sync') return audit.commitRejected(rejected).catch(() => audit.recordRejected(rejected))
-      audit.recordRejected(rejected)
-    },
-    // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
-    // With server.workers the first worker alone watches, as the reload it asks for is every worker's.
-    onTlsFilesChanged: leads ? () => reloadWanted() : undefined,
-    ticketKeys: options.worker?.ticketKeys,
-    // A CRL going out of date is every worker's: the first alone says so.
-    warnsOfCrls: leads,
-  })
+  let gatewayServer: GatewayServer
+  try {
+    gatewayServer = createGatewayServer(state, {
+      // Refused by Node's parser before the pipeline (a header timeout, 431, a malformed request): audited and counted.
+      // Under durability: sync its raw answer waits for the record's commit.
+      onClientError: (rejected) => {
+        metrics.countRefusedBeforeRouting(rejected.status)
+        // Lost with the audit worker: queued again for its replacement; the refusal goes out either way.
+        if (audit.durability === 'sync') return audit.commitRejected(rejected).catch(() => audit.recordRejected(rejected))
+        audit.recordRejected(rejected)
+      },
+      // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
+      // With server.workers the first worker alone watches, as the reload it asks for is every worker's.
+      onTlsFilesChanged: leads ? () => reloadWanted() : undefined,
+      ticketKeys: options.worker?.ticketKeys,
+      // A CRL going out of date is every worker's: the first alone says so.
+      warnsOfCrls: leads,
+    })
+  } catch (err) {
+    // Its TLS files, read again here, gone or not a key pair since the config was checked.
+    return failedStart(err, { secrets: first.secrets, audit })
+  }
   const adminServer = createAdminServer({
     logger,
     auth: () => live.admin,
