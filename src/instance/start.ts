@@ -1,7 +1,6 @@
 // A running gateway: config loaded and compiled, gateway and admin listeners bound, reload and
 // graceful shutdown. `bouncer serve`, the demo and the integration tests all start gateways here.
-import { once } from 'node:events'
-import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { changeSignerOf, createAuditLog, instanceIdOf, releaseAuditSpills, type AuditLog } from '../audit/index.ts'
@@ -21,6 +20,7 @@ import { MCP_SESSION_KEY } from '../agents/index.ts'
 import { DATASET_KEY, ownKeyStore, VIA_TOKEN } from './own-keys.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
+import { listen } from './listen.ts'
 import { FIRST_WORKER, workerAuditConfig, type WorkerRole } from './workers/role.ts'
 import { releaseStartupGarbage } from './startup-garbage.ts'
 
@@ -219,10 +219,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   let gatewayAddress: AddressInfo
   let adminAddress: AddressInfo | null
   try {
-    gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined })
+    gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined }, logger, 'gateway')
     // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
-    adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
-    if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
+    adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port }, logger, 'admin')
+    if (options.worker) await listen(adminServer, { path: options.worker.adminSocket }, logger, 'admin')
   } catch (err) {
     // What started before stops again (the gateway's listener, the audit worker, pools, timers): a
     // probe found a gateway whose admin port was taken serving on, with SO_REUSEPORT sharing another's port.
@@ -268,10 +268,4 @@ const REPLACEMENT_KEYS_WAIT_MS = 5_000
 async function keysTried(runtime: Runtime, ms: number): Promise<void> {
   const attempts = [...runtime.issuerKeys.values()].map((keys) => keys.firstAttempt ?? Promise.resolve())
   await withinDeadline(Promise.all(attempts), ms, 'the issuers\' first key loads', () => {}).catch(() => {})
-}
-
-async function listen(server: NetServer, where: ListenOptions): Promise<AddressInfo> {
-  server.listen(where)
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))])
-  return server.address() as AddressInfo
 }

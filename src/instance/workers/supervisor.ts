@@ -31,6 +31,7 @@ import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, droppedLogL
 import { apiKeyRevocations as createApiKeyRevocations, keyWithdrawals as createKeyWithdrawals } from '../../identity/index.ts'
 import { releaseKeyStoreLockOf, SecretsError } from '../../secrets/index.ts'
 import { releaseWorkerInFlight, workersInFlightTable } from '../../upstream/index.ts'
+import { listen } from '../listen.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import { reloadRefusedCheck } from '../readiness.ts'
@@ -756,10 +757,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
 
   let adminAddress: AddressInfo
   try {
-    adminAddress = await new Promise<AddressInfo>((resolve, reject) => {
-      admin.once('error', reject)
-      admin.listen({ host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port }, () => resolve(admin.address() as AddressInfo))
-    })
+    adminAddress = await listen(admin, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port }, logger, 'admin')
   } catch (err) {
     await stopAll()
     throw err
