@@ -15,7 +15,7 @@ import {
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createAuthFailureGuard, createLimitsStoreRegistry, type AuthFailureGuard, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
-import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
+import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type McpCompileDeps, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, inFlightCounts, setResolvedHeaders, upstreamBackend, type AssertionSigner, type HealthCheckRole, type SharedInFlight, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
@@ -320,7 +320,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
 const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
 
 /** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
-function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, authFailures: AuthFailureGuard | null, deps: CompileDeps) {
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, authFailures: AuthFailureGuard | null, deps: CompileDeps): McpCompileDeps {
   const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
     id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
     limits: compileRouteLimits(route.limits, config.limits), dataset: route.dataset ?? null,
@@ -341,6 +341,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
     sessions: (path: string, create: Parameters<AgentsRegistry['sessions']>[1]) => deps.agents.sessions(path, create),
     logger: deps.logger,
     tracing: builtIns.tracing ?? null,
+    holdBody: (ctx, maxBytes) => bodyShareHeld(ctx, maxBytes, config.server.form_body_total_bytes),
   }
 }
 

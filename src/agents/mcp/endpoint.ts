@@ -59,6 +59,12 @@ export interface McpCompileDeps {
   logger: Logger
   /** Spans, when telemetry.otlp_endpoint is set (a call to an aggregated server's tool has one). */
   tracing: Tracing | null
+  /**
+   * Holds a share of what request bodies held whole may take together (server.form_body_total_bytes,
+   * gateway/form-budget.ts) for a body of at most `maxBytes`, until the request ends; 408
+   * request_timeout when none comes in time.
+   */
+  holdBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<unknown>
 }
 
 export interface McpBuiltInRoute {
@@ -153,7 +159,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()), cors: PUBLIC_DOCUMENT_CORS },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf), cors: browserCors(mcp) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf, deps.holdBody), cors: browserCors(mcp) },
     ],
     takeSessions() {
       // Serving from this runtime from now on, not at its first MCP request: a session that only
@@ -193,7 +199,7 @@ function browserCors(mcp: McpConfig): CorsPolicy | null {
   })
 }
 
-function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: McpServing, sessionsOf: () => LegacySessions): Backend {
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: McpServing, sessionsOf: () => LegacySessions, holdBody: McpCompileDeps['holdBody']): Backend {
   const { maxBodyBytes } = serving
   return {
     upstream: null,
@@ -216,6 +222,10 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const read = nothingServed()
       let body: Buffer | null
       try {
+        // Held whole (parsed, and a copy for the SDK's Request), each up to max_body_bytes: counted
+        // with the forms' and functions' bodies (the pipeline counted a JSON one it read already).
+        // A `text/plain` POST was read and held outside any bound, as many at once as connections.
+        if (ctx.method === 'POST' && !ctx.bodyHeld) await holdBody(ctx, maxBodyBytes)
         body = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes, read) : null
       } catch (err) {
         // A body refused (413, 408) is answered with what had come of it in the record's bytes_in.
