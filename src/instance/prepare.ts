@@ -60,7 +60,11 @@ export interface PrepareDeps {
  * Secrets, compile, secret values into headers and the admin token: one config, ready to swap in as
  * `generation` (Runtime.generation). `tls`: the server.tls files as read for the handshake, when they were.
  */
-export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps, generation: number, tls?: TlsMaterial): Promise<Prepared> {
+/**
+ * `compiled`: told the runtime as soon as it is compiled, before the waits that follow (a signing
+ * key made under another process's lock): a reload counts what it holds as in use from then on.
+ */
+export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps, generation: number, tls?: TlsMaterial, compiled?: (runtime: Runtime) => void): Promise<Prepared> {
   const { logger } = deps
   await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
@@ -73,6 +77,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
   let runtime: Runtime | null = null
   try {
     runtime = compileRuntime(next.config, deps.compile, generation, tls?.clientCrls)
+    compiled?.(runtime)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = await signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)

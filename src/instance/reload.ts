@@ -109,13 +109,22 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       return { ok: false, result: { ok: false, errors } }
     }
     let prepared: Awaited<ReturnType<typeof prepare>>
+    // Counted as in use from its compile on: a retirement pass of an earlier reload that ran while
+    // this one waited (for a signing key under another process's lock) closed the pools, stores
+    // and function threads it had just acquired, and the reload swapped them in closed.
+    const compiled: Runtime[] = []
+    const inUse = (runtime: Runtime) => {
+      compiled.push(runtime)
+      preparing.add(runtime)
+    }
     try {
-      prepared = await prepare({ ...next, config: next.config }, deps, generation, tls?.material)
+      prepared = await prepare({ ...next, config: next.config }, deps, generation, tls?.material, inUse)
     } catch (err) {
+      for (const runtime of compiled) preparing.delete(runtime)
       restoreRunningSecrets()
       // What the config acquired before it failed, whatever failed: a store that could not take a new
       // key (not a config error) left a new function's worker threads, pools and clients running.
-      void background.run('runtime_retirement', retireUnused)
+      retireInBackground()
       if (!(err instanceof ConfigError)) throw err
       refused(err.lines)
       return { ok: false, result: { ok: false, errors: err.lines } }
@@ -124,7 +133,6 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     const { runtime } = prepared
     // A new Redis limits store connects before its runtime serves: swapped in while connecting,
     // every limited request met on_error (503, or no limit with allow) until it was ready (probe).
-    preparing.add(runtime) // a retirement pass of an earlier reload may run during the wait
     const [unloadable] = await Promise.all([unloadableModules({ ...next, config: next.config }, runtime), runtime.limiter.store.settled?.()])
     /** What the prepared config opened closes (the running config's resources stay). */
     const abort = () => {
@@ -132,7 +140,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       restoreRunningSecrets()
       if (prepared.secrets !== live.secrets) void prepared.secrets.close()
       runtime.mcp?.detach()
-      void background.run('runtime_retirement', retireUnused)
+      retireInBackground()
     }
     if (unloadable.length > 0) {
       abort()
@@ -254,15 +262,25 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     ])
   }
 
-  /** After a swap: retire at once what nothing needs, then every 50 ms while replaced runtimes drain (one loop however many reloads). */
+  /** A retirement pass, its closes left to finish in the background (each registry forgets what it closes at once). */
+  function retireInBackground(): void {
+    void background.run('runtime_retirement', retireUnused)
+  }
+
+  /**
+   * After a swap: retire at once what nothing needs, then every 50 ms while replaced runtimes drain
+   * (one loop however many reloads). The loop does not wait for a pass's closes: an upstream pool's
+   * close waits for the streams still on it (one held past shutdown_timeout, an SSE stream), and
+   * the loop waiting on it retired no later reload's replaced runtime (found by a helper's review).
+   */
   async function retireWhenIdle(): Promise<void> {
-    await retireUnused()
+    retireInBackground()
     if (polling) return
     polling = true
     try {
       while (replaced.size > 0) {
         await sleep(50)
-        await retireUnused()
+        retireInBackground()
       }
     } finally {
       polling = false
