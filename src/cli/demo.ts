@@ -5,6 +5,7 @@ import { ConfigError } from '../instance/index.ts'
 import type { RunningDemo } from '../demo/index.ts'
 import { LogLevelError, logLevelFromEnv } from '../telemetry/index.ts'
 import { printable } from '../text/index.ts'
+import { keepServingOnUnhandledRejection } from './last-resort.ts'
 import { portArgument } from './port-argument.ts'
 import { UserError } from './user-error.ts'
 
@@ -69,11 +70,21 @@ export function registerDemo(program: Command): void {
         }
         throw err
       }
-      const stop = () => {
-        void demo.stop().then(() => process.exit(0))
+      const stop = (code = 0) => {
+        void demo.stop().then(() => process.exit(code))
       }
-      process.once('SIGINT', stop)
-      process.once('SIGTERM', stop)
+      process.once('SIGINT', () => stop())
+      process.once('SIGTERM', () => stop())
+      // As serve: a stray rejection is logged and the demo goes on; an uncaught exception is logged
+      // and everything stops, its audit log closed (Node's default ended it at once, mid-write).
+      keepServingOnUnhandledRejection(demo.gateway.background)
+      let crashed = false
+      process.on('uncaughtException', (err) => {
+        demo.gateway.background.failed('uncaught_exception', err, { message: 'an uncaught exception: the demo stops' })
+        if (crashed) process.exit(1) // a second, while stopping: at once
+        crashed = true
+        stop(1)
+      })
 
       const print = (line = '') => console.log(printable(line)) // the tour echoes subjects and refusals
       print(`gateway listening on ${demo.gateway.url}`)

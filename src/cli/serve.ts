@@ -6,6 +6,7 @@ import { SecretsError } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { takeEarlyHangup } from './early-hangup.ts'
+import { keepServingOnUnhandledRejection } from './last-resort.ts'
 import { portArgument } from './port-argument.ts'
 import { UserError } from './user-error.ts'
 
@@ -152,11 +153,7 @@ export function registerServe(program: Command): void {
       if (reloadAsked) reload()
 
       // The last resort, for what no background task caught (each reports its own failures).
-      // A rejection nobody handled is one promise's work that failed: logged with its stack,
-      // counted, and the gateway keeps serving (Node 24 would exit on it).
-      process.on('unhandledRejection', (reason) => {
-        gateway.background.failed('unhandled_rejection', reason, { message: 'a promise rejected and nothing handled it: the gateway keeps serving' })
-      })
+      keepServingOnUnhandledRejection(gateway.background)
       // An uncaught exception left a function half done: Node's documentation says the process is
       // then in an undefined state and must not resume normal operation. So it does not: logged
       // with its stack and counted, no new connections, the requests in flight get the

@@ -4,7 +4,7 @@
 // (as examples/assertion/verify-upstream.ts shows an upstream doing it). The JSON answers say who
 // the gateway vouched for.
 import { once } from 'node:events'
-import type { Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { timingSafeEqual } from 'node:crypto'
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
@@ -72,8 +72,15 @@ function sameSecret(given: string, expected: string): boolean {
 
 export async function startDataApi(options: DataApiOptions): Promise<DataApi> {
   let verify: ((assertion: string | undefined) => Promise<Caller>) | null = null
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://data-api')
+  const server = createServer((req, res) => {
+    // Nothing waits on the handler's promise: a failure in it, unanswered, was an unhandled
+    // rejection that ended the whole demo (gateway, provider and all).
+    answer(req, res).catch(() => (res.headersSent ? res.destroy() : send(res, 500, 'application/json', '{"error":"internal error"}')))
+  })
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // A target Node's parser takes but URL does not (`http://a:99999/`): 400, as it was a crash.
+    const url = URL.parse(req.url ?? '/', 'http://data-api')
+    if (url === null) return send(res, 400, 'application/json', JSON.stringify({ error: 'the request target is not a URL' }))
     if (url.pathname === '/healthz') return send(res, 200, 'application/json', '{"status":"ok"}')
     if (!sameSecret(req.headers.authorization ?? '', `Bearer ${options.credential}`)) {
       return send(res, 401, 'application/json', JSON.stringify({ error: 'this API only answers the gateway (wrong or missing credential)' }))
@@ -93,7 +100,7 @@ export async function startDataApi(options: DataApiOptions): Promise<DataApi> {
     if (url.pathname === '/v1/customers') return send(res, 200, 'application/json', JSON.stringify({ customers: customers(), requested_by: requestedBy }))
     if (url.pathname === '/v1/export.csv') return send(res, 200, 'text/csv', csvExport())
     send(res, 404, 'application/json', JSON.stringify({ error: 'not found' }))
-  })
+  }
   server.listen(options.port ?? 0, '127.0.0.1')
   await once(server, 'listening')
   return {

@@ -3,6 +3,7 @@
 // work as printed, keep its master key and secrets for the next run, and stop cleanly on Ctrl-C.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { connect } from 'node:net'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -156,6 +157,17 @@ curl -s -H "Authorization: Bearer $TOKEN" ${gateway}/reports/daily/eu`)
     expect(bash(`curl -s -o /dev/null -w '%{http_code}' -L -c /dev/null '${signIn.split(' ')[1]}'`)).toBe('200') // its login page
     const adminToken = bash((reveal as string).replace('npx bouncer', `${process.execPath} ${BIN}`)).trim()
     expect(JSON.parse(bash(`curl -s -H "Authorization: Bearer ${adminToken}" ${consoleUrl}api/session`))).toMatchObject({ access: 'admin' })
+
+    // A request target Node's parser takes but URL refuses was an unhandled rejection in the data
+    // API's handler, which ended the whole demo: now a 400, and the demo goes on.
+    const api = new URL(/demo data API on (\S+)/.exec(output())?.[1] as string)
+    const socket = connect(Number(api.port), '127.0.0.1')
+    socket.end('GET http://a:99999/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    let answer = ''
+    for await (const chunk of socket) answer += String(chunk)
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    expect(child.exitCode).toBeNull()
+    expect(bash(`curl -s -o /dev/null -w '%{http_code}' ${/admin listening on (\S+)/.exec(output())?.[1]}/healthz`)).toBe('200')
     expect(await stop(child, 'SIGTERM')).toBe(0)
   })
 })
