@@ -68,5 +68,7 @@ it('leaves the gateway\'s thread to its requests while it verifies a PostgreSQL 
   const spentMs = (spent.user + spent.system) / 1000
   console.log('the gateway thread during the verify', { cpu_ms: Math.round(spentMs) })
   // Measured: 38-41 ms with the verify on the side thread; the same verify run on this thread, 698 ms.
-  expect(spentMs).toBeLessThan(100)
+  // On a slower 2-core machine under CI's load the side thread's case took 105-150 ms of this thread
+  // (2026-12-07): the bound sits between the two, with room for a host ~2x slower.
+  expect(spentMs).toBeLessThan(300)
 }, 120_000)
