@@ -144,12 +144,23 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
   // Taken when this runtime is swapped in (takeSessions) or first serves: a config compiled and then refused takes none.
   let sessions: LegacySessions | null = null
   const serving: McpServing = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
-  const sessionsOf = () => (sessions ??= deps.sessions(mcp.path, createLegacySessions))
   // Servers outlive this runtime (a reload with the same settings shares them): detach() lets go.
-  const unsubscribes = servers.map((server) => server.onToolsChanged(() => {
-    handler.notify.toolsChanged()
-    if (sessions?.servesFrom(protocol)) sessions.toolsChanged()
-  }))
+  // Heard from when the runtime first serves, not from its compile: a compile that failed after
+  // this step (a client certificate file unreadable) had no runtime to detach, and left a listener
+  // holding the dead compile on each shared server, one more at each such reload (a helper's review).
+  let unsubscribes: Array<() => void> | null = null
+  let detached = false
+  const hearToolChanges = () => {
+    if (unsubscribes !== null || detached) return
+    unsubscribes = servers.map((server) => server.onToolsChanged(() => {
+      handler.notify.toolsChanged()
+      if (sessions?.servesFrom(protocol)) sessions.toolsChanged()
+    }))
+  }
+  const sessionsOf = () => {
+    hearToolChanges()
+    return (sessions ??= deps.sessions(mcp.path, createLegacySessions))
+  }
   return {
     config: mcp,
     catalog,
@@ -168,7 +179,8 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
       sessionsOf().serveFrom(serving)
     },
     detach() {
-      for (const unsubscribe of unsubscribes.splice(0)) unsubscribe()
+      detached = true
+      for (const unsubscribe of unsubscribes?.splice(0) ?? []) unsubscribe()
     },
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
