@@ -70,19 +70,22 @@ export function registerDemo(program: Command): void {
         }
         throw err
       }
+      // One stop, however many ask (a signal, an exception): a second demo.stop() found the gateway
+      // draining already and exited before the first drain had closed the audit log.
+      let stopping: Promise<void> | null = null
+      let exitCode = 0
       const stop = (code = 0) => {
-        void demo.stop().then(() => process.exit(code))
+        exitCode = Math.max(exitCode, code)
+        stopping ??= demo.stop().then(() => process.exit(exitCode))
       }
-      process.once('SIGINT', () => stop())
+      process.once('SIGINT', () => stop()) // once: a second Ctrl-C ends the process at once, Node's default
       process.once('SIGTERM', () => stop())
       // As serve: a stray rejection is logged and the demo goes on; an uncaught exception is logged
       // and everything stops, its audit log closed (Node's default ended it at once, mid-write).
       keepServingOnUnhandledRejection(demo.gateway.background)
-      let crashed = false
       process.on('uncaughtException', (err) => {
         demo.gateway.background.failed('uncaught_exception', err, { message: 'an uncaught exception: the demo stops' })
-        if (crashed) process.exit(1) // a second, while stopping: at once
-        crashed = true
+        if (exitCode !== 0) process.exit(1) // a second, while stopping: at once
         stop(1)
       })
 

@@ -75,7 +75,11 @@ export async function startDataApi(options: DataApiOptions): Promise<DataApi> {
   const server = createServer((req, res) => {
     // Nothing waits on the handler's promise: a failure in it, unanswered, was an unhandled
     // rejection that ended the whole demo (gateway, provider and all).
-    answer(req, res).catch(() => (res.headersSent ? res.destroy() : send(res, 500, 'application/json', '{"error":"internal error"}')))
+    answer(req, res).catch((err: unknown) => {
+      console.error(`demo data API: ${req.method} ${req.url}: ${(err as Error).message}`)
+      if (res.headersSent) res.destroy()
+      else send(res, 500, 'application/json', '{"error":"internal error"}')
+    })
   })
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // A target Node's parser takes but URL does not (`http://a:99999/`): 400, as it was a crash.

@@ -3,7 +3,7 @@
 // name the target `function:NAME` where an upstream's name would be.
 import { GatewayError } from '../errors/index.ts'
 import { answerPolicyApplies, hasBody, passedOn, type AnswerPolicy } from '../http/index.ts'
-import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { nothingServed, type Backend, type Exchange, type HoldBody, type RequestContext, type Served } from '../request/index.ts'
 import { eventOversized, maxFunctionBody, readBody } from './body.ts'
 import { payloadV2Event, type EventSettings } from './event.ts'
 import type { FunctionResponse } from './messages.ts'
@@ -15,11 +15,7 @@ export interface FunctionRouteSettings extends EventSettings {
   /** The route has `cors`: the gateway's Access-Control-* headers stand, not the handler's, and Vary keeps Origin (as for an upstream). */
   ownsCors: boolean
   withheldCookies: ReadonlySet<string>
-  /**
-   * Holds a share of what request bodies held whole may take together (server.form_body_total_bytes,
-   * gateway/form-budget.ts) for a body of at most `maxBytes`; 408 request_timeout when none comes in time.
-   */
-  holdBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<{ release(): void }>
+  holdBody: HoldBody
 }
 
 export function functionBackend(settings: FunctionRouteSettings): Backend {

@@ -16,7 +16,7 @@ import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchema
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createAuthFailureGuard, createLimitsStoreRegistry, type AuthFailureGuard, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
 import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type McpCompileDeps, type ToolRoute } from '../agents/index.ts'
-import type { Backend, InternalDispatch } from '../request/index.ts'
+import type { Backend, HoldBody, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, inFlightCounts, setResolvedHeaders, upstreamBackend, type AssertionSigner, type HealthCheckRole, type SharedInFlight, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
@@ -239,7 +239,9 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
     logger: deps.logger,
   }
   const authFailures = config.auth_failures ? createAuthFailureGuard(config.auth_failures, limiter, unprovenCredential) : null
-  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, authFailures, deps)) : null
+  // The body a function's or the MCP endpoint's request reads whole takes its share, as a form's does.
+  const holdBody: HoldBody = (ctx, maxBytes) => bodyShareHeld(ctx, maxBytes, config.server.form_body_total_bytes)
+  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, authFailures, deps, holdBody)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps, clientCrls)
   const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing, authFailures), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
@@ -272,7 +274,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
       cors: route.cors ? corsOf(route.cors) : null,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
-      backend: route.dataset ? routeDataset(route, datasources) : upstream === null ? routeFunction(route, functions, config, withheldHeaders, withheldCookies) : upstreamBackend({
+      backend: route.dataset ? routeDataset(route, datasources) : upstream === null ? routeFunction(route, functions, config, withheldHeaders, withheldCookies, holdBody) : upstreamBackend({
         upstream,
         rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
         forwardAuthorization: route.forward_authorization,
@@ -320,7 +322,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
 const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
 
 /** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
-function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, authFailures: AuthFailureGuard | null, deps: CompileDeps): McpCompileDeps {
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, authFailures: AuthFailureGuard | null, deps: CompileDeps, holdBody: HoldBody): McpCompileDeps {
   const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
     id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
     limits: compileRouteLimits(route.limits, config.limits), dataset: route.dataset ?? null,
@@ -341,12 +343,12 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
     sessions: (path: string, create: Parameters<AgentsRegistry['sessions']>[1]) => deps.agents.sessions(path, create),
     logger: deps.logger,
     tracing: builtIns.tracing ?? null,
-    holdBody: (ctx, maxBytes) => bodyShareHeld(ctx, maxBytes, config.server.form_body_total_bytes),
+    holdBody,
   }
 }
 
 /** A route whose target is a function (bouncer check has made sure it names one). */
-function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config, withheldHeaders: ReadonlySet<string>, withheldCookies: ReadonlySet<string>): Backend {
+function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config, withheldHeaders: ReadonlySet<string>, withheldCookies: ReadonlySet<string>, holdBody: HoldBody): Backend {
   return functionBackend({
     pool: functions.get(route.function as string) as FunctionPool,
     routeKey: routeKeyOf(route.methods, route.path),
@@ -356,7 +358,7 @@ function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, Functi
     withheldHeaders,
     withheldCookies,
     ownsCors: route.cors !== undefined,
-    holdBody: (ctx, maxBytes) => bodyShareHeld(ctx, maxBytes, config.server.form_body_total_bytes),
+    holdBody,
   })
 }
 

@@ -3,6 +3,9 @@
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import type { Logger } from '../telemetry/index.ts'
 
+/** Failed accepts in one turn of the event loop past which the failure is taken as lasting. */
+const ACCEPT_FAILURES_PER_TURN = 20
+
 /**
  * Listening, the server keeps one 'error' listener that logs: what it emits then is an accept that
  * failed (EMFILE, ENFILE, ENOMEM: the process or host out of descriptors or memory), one connection
@@ -22,6 +25,14 @@ export async function listen(server: NetServer, where: ListenOptions, logger: Lo
     }
     server.once('error', failed).once('listening', listening).listen(where)
   })
-  server.on('error', (err: NodeJS.ErrnoException) => logger.error({ listener: name, code: err.code, reason: err.message }, 'a connection could not be accepted'))
+  // libuv tries the accept again at once after each failure, within one turn of the loop: one that
+  // keeps failing (out of memory; EMFILE once its reserve descriptor is gone) never ends the turn.
+  // Past a few in one turn it is thrown, to the process's last resort (drain, exit 1, a restart).
+  let failedThisTurn = 0
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (failedThisTurn++ === 0) setImmediate(() => (failedThisTurn = 0))
+    if (failedThisTurn > ACCEPT_FAILURES_PER_TURN) throw err
+    logger.error({ listener: name, code: err.code, reason: err.message }, 'a connection could not be accepted')
+  })
   return server.address() as AddressInfo
 }

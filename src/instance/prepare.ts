@@ -59,8 +59,6 @@ export interface PrepareDeps {
 /**
  * Secrets, compile, secret values into headers and the admin token: one config, ready to swap in as
  * `generation` (Runtime.generation). `tls`: the server.tls files as read for the handshake, when they were.
- */
-/**
  * `compiled`: told the runtime as soon as it is compiled, before the waits that follow (a signing
  * key made under another process's lock): a reload counts what it holds as in use from then on.
  */

@@ -112,15 +112,15 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     // Counted as in use from its compile on: a retirement pass of an earlier reload that ran while
     // this one waited (for a signing key under another process's lock) closed the pools, stores
     // and function threads it had just acquired, and the reload swapped them in closed.
-    const compiled: Runtime[] = []
+    let compiled: Runtime | undefined
     const inUse = (runtime: Runtime) => {
-      compiled.push(runtime)
+      compiled = runtime
       preparing.add(runtime)
     }
     try {
       prepared = await prepare({ ...next, config: next.config }, deps, generation, tls?.material, inUse)
     } catch (err) {
-      for (const runtime of compiled) preparing.delete(runtime)
+      if (compiled) preparing.delete(compiled)
       restoreRunningSecrets()
       // What the config acquired before it failed, whatever failed: a store that could not take a new
       // key (not a config error) left a new function's worker threads, pools and clients running.

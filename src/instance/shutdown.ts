@@ -36,7 +36,7 @@ export interface ShutdownDeps {
  * ended: a function's pool, closed here, stops the invocations still running, whose requests are
  * then recorded as cut (the audit log closes after).
  */
-const CLOSE_STEP_MIN_MS = 2_000
+export const CLOSE_STEP_MIN_MS = 2_000
 /**
  * How long past server.shutdown_timeout the audit log may take to close (its sinks' last writes,
  * spilled at their write_timeout): within the 5 s past it at which a server.workers thread, or a
@@ -47,7 +47,7 @@ const AUDIT_CLOSE_MARGIN_MS = 4_000
 const AUDIT_CLOSE_MIN_MS = 1_000
 
 /** The step, or an error logged once `ms` have passed without its end (it is left running: the process exits); its failure a warning. */
-async function bounded(logger: Logger, what: string, ms: number, step: () => Promise<unknown> | undefined, fields: () => object = () => ({})): Promise<void> {
+export async function bounded(logger: Logger, what: string, ms: number, step: () => Promise<unknown> | undefined, fields: () => object = () => ({})): Promise<void> {
   try {
     await withinDeadline(Promise.resolve(step()), ms, what, () => {})
   } catch (err) {

@@ -19,7 +19,7 @@ import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
 import { MCP_SESSION_KEY } from '../agents/index.ts'
 import { DATASET_KEY, ownKeyStore, VIA_TOKEN } from './own-keys.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
-import { createShutdown } from './shutdown.ts'
+import { bounded, CLOSE_STEP_MIN_MS, createShutdown } from './shutdown.ts'
 import { listen } from './listen.ts'
 import { FIRST_WORKER, workerAuditConfig, type WorkerRole } from './workers/role.ts'
 import { releaseStartupGarbage } from './startup-garbage.ts'
@@ -142,7 +142,15 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
    * failure never came (found by a helper's review). The listen's own failure shuts down as a drain.
    */
   const failedStart = async (err: unknown, opened: { secrets?: SecretsRuntime; audit?: AuditLog } = {}): Promise<never> => {
-    await Promise.allSettled([compile.closeAll(), opened.audit?.close(), tracing?.shutdown(), opened.secrets?.close()])
+    // Each within the drain's bound, as a shutdown's closes: a frozen audit database or a rotation
+    // hook still running held the failure's report (and the exit) for ever.
+    const ms = Math.max(config.server.shutdown_timeout, CLOSE_STEP_MIN_MS)
+    await Promise.all([
+      bounded(logger, 'closing the pools, key sets and stores', ms, () => compile.closeAll()),
+      bounded(logger, 'closing the audit log', ms, () => opened.audit?.close()),
+      bounded(logger, 'exporting the last traces', ms, () => tracing?.shutdown()),
+      bounded(logger, 'closing the secrets store', ms, () => opened.secrets?.close()),
+    ])
     throw err
   }
   // A worker runs the gateway's generation, which its primary gives it (a replacement's is not 1).

@@ -168,3 +168,10 @@ export function documentBackend(path: string, headers: OutgoingHttpHeaders & { '
     },
   }
 }
+
+/**
+ * Holds a share of what request bodies held whole may take together (server.form_body_total_bytes,
+ * gateway/form-budget.ts) for a body of at most `maxBytes`, until the request ends or `release`;
+ * 408 request_timeout when none comes in time. A backend that reads a body whole takes one first.
+ */
+export type HoldBody = (ctx: Readonly<RequestContext>, maxBytes: number) => Promise<{ release(): void }>

@@ -1,4 +1,4 @@
-export { CLIENT_CLOSED_REQUEST, cutReason, documentBackend, markCut, nothingServed, sendWhole, type Backend, type Exchange, type OpenTunnel, type OpenTunnels, type Served, type TunnelCloseCode } from './backend.ts'
+export { CLIENT_CLOSED_REQUEST, cutReason, documentBackend, markCut, nothingServed, sendWhole, type Backend, type Exchange, type HoldBody, type OpenTunnel, type OpenTunnels, type Served, type TunnelCloseCode } from './backend.ts'
 export { clientAddressOf, type ClientAddress } from './client-address.ts'
 export { createContext, overHttp2, type Decision, type RequestContext, type RequestFacts, type RouteRef } from './context.ts'
 export { actorOf, claimValue, forwardableAuthorization, subjectIssuer, type Actor, type CredentialKind, type Identity } from './identity.ts'

@@ -20,7 +20,8 @@ export const BACKGROUND_TASKS = {
   api_key_usage: 'the API keys\' last-used times are kept and written at the next attempt',
   function_worker: 'a new worker takes its place',
   trace_export: 'the batch\'s spans are dropped; logged again only once exports work again and fail anew',
-  // Not tasks: what `bouncer serve` catches at the process level (see src/cli/serve.ts).
+  // Not tasks: what `bouncer serve` and `bouncer demo` catch at the process level (src/cli/serve.ts,
+  // src/cli/demo.ts; the demo stops rather than drain).
   unhandled_rejection: 'the gateway keeps serving',
   uncaught_exception: 'draining, then exiting 1',
 } as const

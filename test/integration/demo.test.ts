@@ -161,7 +161,7 @@ curl -s -H "Authorization: Bearer $TOKEN" ${gateway}/reports/daily/eu`)
     // A request target Node's parser takes but URL refuses was an unhandled rejection in the data
     // API's handler, which ended the whole demo: now a 400, and the demo goes on.
     const api = new URL(/demo data API on (\S+)/.exec(output())?.[1] as string)
-    const socket = connect(Number(api.port), '127.0.0.1')
+    const socket = connect(Number(api.port), '127.0.0.1').setTimeout(5_000, () => socket.destroy())
     socket.end('GET http://a:99999/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
     let answer = ''
     for await (const chunk of socket) answer += String(chunk)

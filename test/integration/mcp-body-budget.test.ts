@@ -37,12 +37,14 @@ function slowPost(): { leave(): Promise<void> } {
 }
 
 it('a text/plain POST to the MCP endpoint holds its share of form_body_total_bytes; one past it waits unread', async () => {
+  // The budget is the process's: counted from what an earlier file of this worker may have left.
+  const before = formBudget()
   const first = slowPost()
-  await waitFor(() => formBudget().held === BODY, 'the first body holding its share')
+  await waitFor(() => formBudget().held === before.held + BODY, 'the first body holding its share')
   const second = slowPost()
-  await waitFor(() => formBudget().waiting === 1, 'the second body waiting')
+  await waitFor(() => formBudget().waiting === before.waiting + 1, 'the second body waiting')
   await first.leave()
-  await waitFor(() => formBudget().held === BODY && formBudget().waiting === 0, 'the second body let in')
+  await waitFor(() => formBudget().held === before.held + BODY && formBudget().waiting === before.waiting, 'the second body let in')
   await second.leave()
-  await waitFor(() => formBudget().held === 0 && formBudget().waiting === 0, 'every share given back')
+  await waitFor(() => formBudget().held === before.held && formBudget().waiting === before.waiting, 'every share given back')
 })

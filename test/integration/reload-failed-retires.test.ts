@@ -3,7 +3,6 @@
 // compile opened for it — a new function's worker threads — was retired only when the failure was
 // a config error; otherwise it stayed open, one more set at each retry of an edited config.
 import { randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +11,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { threadsNamed } from '../helpers/threads.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ECHO = fileURLToPath(new URL('../fixtures/functions/echo.ts', import.meta.url))
@@ -32,14 +32,7 @@ const config = (path: string, withFunction: boolean) => ({
   ],
 })
 
-/** The function's worker threads in this process, by their OS thread name (`function echo`). */
-const echoThreads = () => readdirSync('/proc/self/task').filter((tid) => {
-  try {
-    return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'function echo'
-  } catch {
-    return false // the thread ended between the listing and the read
-  }
-}).length
+const echoThreads = () => threadsNamed('function echo')
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-reload-retire-'))

@@ -2,12 +2,12 @@
 // waits for the streams still on it: a runtime retired at its shutdown_timeout with an SSE stream
 // open had its pool's close wait for that stream, and the loop waited on the close, so no later
 // reload's replaced runtime was ever retired (its function threads, pools and clients kept).
-import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { echo, startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { threadsNamed } from '../helpers/threads.ts'
 import { deferred, waitFor } from '../helpers/wait.ts'
 
 const ECHO = fileURLToPath(new URL('../fixtures/functions/echo.ts', import.meta.url))
@@ -16,8 +16,8 @@ let events: TestUpstream
 let api: TestUpstream
 let gw: TestGateway
 
-const config = (eventsTag: string, threads: number) => ({
-  server: { shutdown_timeout: '1s' },
+const config = (eventsTag: string, threads: number, shutdownTimeout: string) => ({
+  server: { shutdown_timeout: shutdownTimeout },
   upstreams: [
     { name: 'events', url: events.url, headers: { 'x-tag': eventsTag } },
     { name: 'api', url: api.url },
@@ -30,14 +30,7 @@ const config = (eventsTag: string, threads: number) => ({
   ],
 })
 
-/** This process's threads of the function (`function fnx`: no other file's). */
-const functionThreads = () => readdirSync('/proc/self/task').filter((tid) => {
-  try {
-    return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'function fnx'
-  } catch {
-    return false // the thread ended between the listing and the read
-  }
-}).length
+const functionThreads = () => threadsNamed('function fnx')
 
 beforeAll(async () => {
   // A stream that goes on until its client leaves: a beat every 100 ms.
@@ -50,7 +43,7 @@ beforeAll(async () => {
     if (req.url === '/api/slow') await slowAnswer.promise
     echo(req, res, received)
   })
-  gw = await startTestGateway(config('one', 2))
+  gw = await startTestGateway(config('one', 2, '1s'))
   await waitFor(() => functionThreads() === 2, 'the function\'s two threads')
 })
 
@@ -69,7 +62,8 @@ it('a stream held past shutdown_timeout does not stop later reloads\' runtimes f
   try {
     // The events upstream's settings change: its pool is the first runtime's alone, and is closed at
     // that runtime's shutdown_timeout with the stream still on it.
-    await gw.writeConfig(config('two', 2))
+    // The first runtime's shutdown_timeout is 1 s; the second's 30 s, so only its request's end retires it.
+    await gw.writeConfig(config('two', 2, '30s'))
     expect((await gw.reload()).ok).toBe(true)
     const retiredAt = Date.now() + 1_000 + 300
     await waitFor(() => Date.now() > retiredAt, 'the first runtime\'s shutdown_timeout to pass')
@@ -78,7 +72,7 @@ it('a stream held past shutdown_timeout does not stop later reloads\' runtimes f
     // A request in flight on the second runtime as the third replaces it, with a function of another size.
     const slow = request(`${gw.url}/api/slow`)
     await waitFor(() => api.started.includes('/api/slow'), 'the slow request at its upstream')
-    await gw.writeConfig(config('two', 3))
+    await gw.writeConfig(config('two', 3, '30s'))
     expect((await gw.reload()).ok).toBe(true)
     await waitFor(() => functionThreads() === 5, 'the new function\'s three threads beside the old two')
     slowAnswer.resolve()

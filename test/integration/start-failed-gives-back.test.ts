@@ -2,7 +2,6 @@
 // store, are the same value, which only the store's values can show) gives back what the compile
 // opened. It did not: a function's worker threads kept running, and `bouncer serve` printed
 // "refusing to start" and never exited, so a supervisor's restart on failure never came.
-import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,6 +10,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
+import { threadsNamed } from '../helpers/threads.ts'
 import { ConfigError } from '../../src/instance/index.ts'
 
 const ECHO = fileURLToPath(new URL('../fixtures/functions/echo.ts', import.meta.url))
@@ -23,14 +23,7 @@ const config = {
 }
 let dir: string
 
-/** The function's worker threads in this process, by their OS thread name (`function gone`: no other file's). */
-const functionThreads = () => readdirSync('/proc/self/task').filter((tid) => {
-  try {
-    return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'function gone'
-  } catch {
-    return false // the thread ended between the listing and the read
-  }
-}).length
+const functionThreads = () => threadsNamed('function gone')
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-start-failed-'))

@@ -8,10 +8,10 @@ import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/ser
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { corsPolicy, drainedOrClosed, PUBLIC_DOCUMENT_CORS, type CorsPolicy } from '../../http/index.ts'
+import { corsPolicy, drainedOrClosed, hasBody, PUBLIC_DOCUMENT_CORS, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { compileRouteLimits, enforceLimits, type AuthFailureGuard, type Limiter, type RouteLimits } from '../../limits/index.ts'
-import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
+import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type HoldBody, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import { traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
@@ -59,12 +59,7 @@ export interface McpCompileDeps {
   logger: Logger
   /** Spans, when telemetry.otlp_endpoint is set (a call to an aggregated server's tool has one). */
   tracing: Tracing | null
-  /**
-   * Holds a share of what request bodies held whole may take together (server.form_body_total_bytes,
-   * gateway/form-budget.ts) for a body of at most `maxBytes`, until the request ends; 408
-   * request_timeout when none comes in time.
-   */
-  holdBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<unknown>
+  holdBody: HoldBody
 }
 
 export interface McpBuiltInRoute {
@@ -237,7 +232,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
         // Held whole (parsed, and a copy for the SDK's Request), each up to max_body_bytes: counted
         // with the forms' and functions' bodies (the pipeline counted a JSON one it read already).
         // A `text/plain` POST was read and held outside any bound, as many at once as connections.
-        if (ctx.method === 'POST' && !ctx.bodyHeld) await holdBody(ctx, maxBodyBytes)
+        if (ctx.method === 'POST' && !ctx.bodyHeld && hasBody(ctx.headers)) await holdBody(ctx, maxBodyBytes)
         body = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes, read) : null
       } catch (err) {
         // A body refused (413, 408) is answered with what had come of it in the record's bytes_in.

@@ -39,6 +39,17 @@ it('logs each failed accept and keeps one error listener, the logging one', asyn
   expect(await res.text()).toBe('ok')
 })
 
+it('an accept that keeps failing within one turn is thrown, to the process\'s last resort (libuv would retry it for ever)', async () => {
+  const logger = createLogger({ destination: new Writable({ write: (_chunk, _encoding, done) => done() }) })
+  server = createServer()
+  await listen(server, { host: '127.0.0.1', port: 0 }, logger, 'gateway')
+  for (let i = 0; i < 20; i++) server.emit('error', acceptFailed('ENOMEM'))
+  expect(() => server.emit('error', acceptFailed('ENOMEM'))).toThrow('accept ENOMEM')
+  // The next turn starts the count again.
+  await new Promise((resolve) => setImmediate(resolve))
+  expect(() => server.emit('error', acceptFailed('EMFILE'))).not.toThrow()
+})
+
 it('a bind that fails rejects with its error and leaves no listener behind', async () => {
   const taken = createServer()
   taken.listen(0, '127.0.0.1')
