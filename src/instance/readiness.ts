@@ -19,7 +19,8 @@ export function reloadRefusedCheck(refused: { at: string; problems: number }): s
   return `a reload was refused at ${refused.at} (${refused.problems} ${refused.problems === 1 ? 'problem' : 'problems'}, logged with "config reload refused"): the running config keeps serving`
 }
 
-export function createReadiness(state: GatewayState): () => Readiness {
+/** `auditSinks`: how many sinks the audit log was started with (a changed audit section waits for a restart). */
+export function createReadiness(state: GatewayState, auditSinks: number): () => Readiness {
   return function readiness(): Readiness {
     const checks: Record<string, string> = { config: `generation ${state.runtime.generation}, sha256 ${state.runtime.configDigest}` }
     // Still ready (the running config serves), but not on the file the other instances may run.
@@ -49,8 +50,9 @@ export function createReadiness(state: GatewayState): () => Readiness {
     // Full under on_spill_full: refuse, every request is a 503 here: another instance may have room.
     if (audit.spillFull) checks.audit_spill = `full (audit.spill_max_bytes): ${state.audit.refusing ? 'refusing requests' : 'dropping records'}`
     if (state.audit.refusing) ready = false
-    const expected = state.runtime.config.audit.sinks.length
-    if (sinks.length < expected || !sinks.every(([sink]) => !sink.startsWith('postgres') || audit.answered.includes(sink))) ready = false
+    // The sinks the log was started with, not the running config's: a reload that added one (in
+    // force at the next restart) held every instance reloaded from the file out of rotation.
+    if (sinks.length < auditSinks || !sinks.every(([sink]) => !sink.startsWith('postgres') || audit.answered.includes(sink))) ready = false
     for (const keys of state.runtime.issuerKeys.values()) {
       if (!keys.attempted) ready = false
       checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'

@@ -157,9 +157,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const first = await prepare({ ...loaded, config }, prepareDeps, options.worker?.generation ?? 1).catch((err: unknown) => failedStart(err))
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
+  const auditConfig = options.worker ? workerAuditConfig(config.audit, options.worker.id, options.worker.workers, env) : config.audit
   let audit: AuditLog
   try {
-    audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, options.worker.workers, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
+    audit = createAuditLog(auditConfig, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
   } catch (err) {
     return failedStart(err, { secrets: first.secrets })
   }
@@ -210,7 +211,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     metrics: () => metrics.render(),
     auditConfig: () => config.audit,
     changeSigner: () => changeSignerOf(config.audit, live.secrets.store),
-    readiness: createReadiness(state),
+    readiness: createReadiness(state, auditConfig.sinks.length),
     server: config.server,
     behindPrimary: options.worker !== undefined,
   })
