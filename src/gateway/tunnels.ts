@@ -157,7 +157,12 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       const handshake: CredentialInput = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: tunnel.what === undefined }
       const input = credential === 'api_key' || credential === 'session' ? handshake : null
       const certificate = credential === 'client_cert' && tunnel.caller === undefined ? handshake : null
-      open.set(tunnel, { tunnel, input, certificate, trust: certificate === null ? '' : certificateTrust(runtime()) })
+      // The trust its certificate was checked under: the handshake's runtime's. One that began before
+      // the last reload was checked under the trust that reload replaced, so none is known here and
+      // the decision below checks it again (taken from the runtime in force, a reload that took its
+      // CA out left it open).
+      const checkedUnder = certificate === null || ctx.startedAt <= redecidedAt ? '' : certificateTrust(runtime())
+      open.set(tunnel, { tunnel, input, certificate, trust: checkedUnder })
       if (input !== null && revocable++ === 0) startTimer()
       const tolerance = toleranceOf(runtime(), tunnel)
       // A credential that expired while its answer was awaited fires at once, inside atExpiry: its

@@ -10,7 +10,7 @@ import { connect, type TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { clientCertConfig, clientCertTls, createPki, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { deferred, waitFor } from '../helpers/wait.ts'
 import { CLOSE_1008, echoWebSocket, HANDSHAKE_FIELDS } from '../helpers/websocket.ts'
 
 let pki: TestPki
@@ -18,6 +18,9 @@ let wsServer: Server
 let gateway: TestGateway
 let loader: Issued
 let upstreamUrl: string
+/** The upstream answers an upgrade to /live/held once this resolves. */
+const heldAnswer = deferred()
+let heldAsked = false
 
 const configWith = (issuerCa: string) => clientCertConfig(upstreamUrl, {
   issuerCa,
@@ -30,7 +33,11 @@ beforeAll(async () => {
   loader = pki.ca.issue('loader', { usage: 'client', san: ['URI:spiffe://prod/ns/etl/sa/loader'] })
   writeFileSync(`${pki.dir}/both-cas.pem`, readFileSync(pki.ca.cert, 'utf8') + readFileSync(pki.otherCa.cert, 'utf8'))
   wsServer = createServer((_req, res) => res.end('not a websocket'))
-  wsServer.on('upgrade', (req, socket: Socket) => echoWebSocket(req, socket))
+  wsServer.on('upgrade', (req, socket: Socket) => {
+    if (!req.url?.endsWith('/held')) return echoWebSocket(req, socket)
+    heldAsked = true
+    void heldAnswer.promise.then(() => echoWebSocket(req, socket))
+  })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')
   upstreamUrl = `http://127.0.0.1:${(wsServer.address() as AddressInfo).port}`
@@ -44,7 +51,7 @@ afterAll(async () => {
 })
 
 /** A tunnel over TLS presenting the loader's certificate: the socket, and every byte received after the answer's head. */
-async function openTunnel(): Promise<{ socket: TLSSocket; status: string; after(): Buffer; closed(): boolean }> {
+async function openTunnel(path = '/live/feed', beforeAnswer: () => Promise<void> = async () => {}): Promise<{ socket: TLSSocket; status: string; after(): Buffer; closed(): boolean }> {
   const port = Number(new URL(gateway.url).port)
   const socket = connect({ host: '127.0.0.1', port, ca: readFileSync(pki.ca.cert), servername: 'localhost', cert: readFileSync(loader.cert), key: readFileSync(loader.key), ALPNProtocols: ['http/1.1'] })
   await once(socket, 'secureConnect')
@@ -53,7 +60,8 @@ async function openTunnel(): Promise<{ socket: TLSSocket; status: string; after(
   socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
   socket.on('error', () => {})
   socket.on('close', () => (closed = true))
-  socket.write(`GET /live/feed HTTP/1.1\r\nHost: localhost:${port}\r\n${HANDSHAKE_FIELDS}\r\n`)
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\n${HANDSHAKE_FIELDS}\r\n`)
+  await beforeAnswer()
   await waitFor(() => bytes.includes('\r\n\r\n') || closed, 'the handshake answer')
   const end = bytes.indexOf('\r\n\r\n') + 4
   return { socket, status: bytes.subarray(0, end).toString('latin1').split('\r\n')[0] ?? '', after: () => bytes.subarray(end), closed: () => closed }
@@ -73,4 +81,20 @@ it('closes a certificate\'s tunnel when a reload takes its CA out of the issuer,
   await waitFor(() => tunnel.closed(), 'the gateway closing the tunnel', 5_000)
   expect(tunnel.after().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
   expect((await openTunnel()).status).toBe('HTTP/1.1 401 Unauthorized')
+}, 60_000)
+
+// Its handshake authenticated before the reload, its 101 after: the tunnel took the new config's
+// certificate trust as the one it was checked under, so the reload's check of it was skipped.
+it('closes a tunnel whose handshake straddled the reload that took its certificate\'s CA out', async () => {
+  await gateway.writeConfig(configWith(pki.ca.cert))
+  expect((await gateway.reload()).ok).toBe(true)
+  const tunnel = await openTunnel('/live/held', async () => {
+    await waitFor(() => heldAsked, 'the upgrade at the upstream')
+    await gateway.writeConfig(configWith(pki.otherCa.cert))
+    expect((await gateway.reload()).ok).toBe(true)
+    heldAnswer.resolve()
+  })
+  expect(tunnel.status).toBe('HTTP/1.1 101 Switching Protocols')
+  await waitFor(() => tunnel.closed(), 'the gateway closing the tunnel', 5_000)
+  expect(tunnel.after().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
 }, 60_000)
