@@ -25,7 +25,8 @@ const KEY_PREFIX = `.${AUTH_FAILURES_LIMIT}|ip:`
 const MAX_HELD = 100_000
 
 /**
- * Address key → when its refusal ends (epoch ms), per store's budgets: they are what it holds back
+ * Address key → when its refusal ends (performance.now() ms: a wall clock set back an hour held
+ * every held address an hour more, 429 to every credential from behind its NAT), per store's budgets: they are what it holds back
  * for, and a reload keeps them (store-registry.ts; a new max_keys makes a new memory store over
  * the same entries). Kept by each compile's guard, every reload released every held address while
  * its budget stayed spent: its next guess was verified and answered 401 (probe finding).
@@ -63,13 +64,13 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   const budgets = limiter.store.budgets ?? limiter.store
   const held = heldByStore.get(budgets) ?? new Map<string, number>()
   heldByStore.set(budgets, held)
-  let lastStoreLog = 0
+  let lastStoreLog = -Infinity
   // Addresses newly held back since the last line: one line every 10 s at most, however many scan.
-  let lastHoldLog = 0
+  let lastHoldLog = -Infinity
   let newlyHeld = 0
 
   const hold = (key: string, retryAfterMs: number): void => {
-    const now = Date.now()
+    const now = performance.now()
     const before = held.get(key)
     if (before === undefined && held.size >= MAX_HELD) {
       for (const [k, end] of held) if (end <= now) held.delete(k)
@@ -93,8 +94,8 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   }
   const storeFailed = (err: unknown): void => {
     // Uncounted: a store that is away neither holds anyone back nor refuses (on_error is the route limits').
-    if (Date.now() - lastStoreLog < 10_000) return
-    lastStoreLog = Date.now()
+    if (performance.now() - lastStoreLog < 10_000) return
+    lastStoreLog = performance.now()
     limiter.logger.warn({ err }, 'limits store unavailable: failed authentications are not counted (auth_failures)')
   }
 
@@ -104,7 +105,7 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
     const key = addressKey(clientIp, config.ip_prefix_v6)
     const until = held.get(key)
     if (until === undefined) return null
-    const waitMs = until - Date.now()
+    const waitMs = until - performance.now()
     if (waitMs <= 0) {
       held.delete(key)
       return null

@@ -4,9 +4,10 @@ import { request } from 'undici'
 
 /** Polls `probe` until it returns true (for hooks, where expect.poll is not available). */
 export async function waitFor(probe: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
+  // The monotonic clock: a test that fakes Date (vi.useFakeTimers) still times out.
+  const deadline = performance.now() + timeoutMs
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
