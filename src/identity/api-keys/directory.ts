@@ -84,9 +84,13 @@ export interface KnownKey {
 
 export interface ApiKeyDirectory {
   readonly store: ApiKeyStore
-  /** The key with this id, or undefined; a promise only when it is read from the store. Rejects with ApiKeyStoreError. */
-  lookup(id: string, now: number): KnownKey | undefined | Promise<KnownKey | undefined>
-  /** A verified use: written with the next batch. */
+  /**
+   * The key with this id, or undefined; a promise only when it is read from the store. Rejects with
+   * ApiKeyStoreError. Its cache's ages run on the monotonic clock: on the wall clock, one set back an
+   * hour kept a cached key (a revoked one, revoked elsewhere) for an hour past api_keys.cache.
+   */
+  lookup(id: string): KnownKey | undefined | Promise<KnownKey | undefined>
+  /** A verified use (`at`: its wall-clock time, the key's last_used): written with the next batch. */
   used(id: string, at: number): void
   /** Forgets a record, cached or being read, on every thread of the process: a key revoked through this gateway is refused by it at once. */
   forget(id: string): void
@@ -122,8 +126,8 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
   let unprovenReading = 0
   const unprovenWaiting: Array<() => void> = []
 
-  function find(id: string, now: number): Promise<ApiKeyRecord | undefined> {
-    return proven.get(id, now) === true || unprovenReaders === Number.POSITIVE_INFINITY ? store.find(id) : findUnproven(id)
+  function find(id: string): Promise<ApiKeyRecord | undefined> {
+    return proven.get(id, performance.now()) === true || unprovenReaders === Number.POSITIVE_INFINITY ? store.find(id) : findUnproven(id)
   }
 
   async function findUnproven(id: string): Promise<ApiKeyRecord | undefined> {
@@ -141,12 +145,12 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
     }
   }
 
-  function read(id: string, now: number): Promise<KnownKey | undefined> {
+  function read(id: string, since: number): Promise<KnownKey | undefined> {
     const cell = cellOf(id)
     const count = Atomics.load(counts, cell)
     const pending = reading.get(id)
     if (pending?.count === count) return pending.known
-    const known = readAt(id, now, cell, count, 1).finally(() => {
+    const known = readAt(id, since, cell, count, 1).finally(() => {
       if (reading.get(id)?.known === known) reading.delete(id)
     })
     reading.set(id, { count, known })
@@ -156,16 +160,16 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
   // The entry's life starts before the read: a revocation committed during it is seen at the next one.
   // One forgotten during it (this gateway's admin API, any thread) moved the count: the record may be
   // from before the revocation, so it is read again, and only a read the count held over is cached.
-  async function readAt(id: string, now: number, cell: number, count: number, attempt: number): Promise<KnownKey | undefined> {
-    const record = await find(id, now)
+  async function readAt(id: string, since: number, cell: number, count: number, attempt: number): Promise<KnownKey | undefined> {
+    const record = await find(id)
     const after = Atomics.load(counts, cell)
     if (after !== count) {
       if (attempt >= OVERLAPPED_READS) throw new ApiKeyStoreError(`the API key ${id} was read ${attempt} times, each during a revocation`)
-      return readAt(id, now, cell, after, attempt + 1)
+      return readAt(id, since, cell, after, attempt + 1)
     }
     if (record === undefined) return undefined
     const known = knownKey(record)
-    if (cacheMs > 0) cache.set(id, { known, cell, count }, now + cacheMs)
+    if (cacheMs > 0) cache.set(id, { known, cell, count }, since + cacheMs)
     return known
   }
 
@@ -214,13 +218,14 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
 
   return {
     store,
-    lookup(id, now) {
+    lookup(id) {
+      const now = performance.now()
       const cached = cache.get(id, now)
       return cached !== undefined && Atomics.load(counts, cached.cell) === cached.count ? cached.known : read(id, now)
     },
     used(id, at) {
       uses.set(id, at)
-      proven.set(id, true, at + PROVEN_MS)
+      proven.set(id, true, performance.now() + PROVEN_MS)
     },
     forget(id) {
       Atomics.add(counts, cellOf(id), 1)

@@ -27,7 +27,7 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
       const at = now()
       let known
       try {
-        const found = directory.lookup(parsed.id, at)
+        const found = directory.lookup(parsed.id)
         known = found instanceof Promise ? await found : found
       } catch (err) {
         const busy = err instanceof ApiKeyReadsBusy
@@ -59,7 +59,7 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
     async revoked(_input, identity) {
       const id = identity.clientId
       if (id === null) return null
-      const found = directory.lookup(id, now())
+      const found = directory.lookup(id)
       const known = found instanceof Promise ? await found : found
       if (known === undefined) return `The caller's API key ${id} no longer exists`
       const { revokedAt } = known.record
