@@ -297,11 +297,13 @@ describe('the Redis store', () => {
     expect(await statuses(small!, 3, '/x', client('small-first'))).toEqual([200, 200, 429])
     const refused = await hit(large!, '/x', client('small-first')())
     expect(refused.status).toBe(429)
-    expect(refused.headers.ratelimit).toBe('"rolling";r=0;t=480')
+    // t=480 when asked at once; each second the requests before it took (a loaded CI) takes one off.
+    expect(refused.headers.ratelimit).toMatch(/^"rolling";r=0;t=4[78]\d$/)
+    expect(Number(/t=(\d+)/.exec(String(refused.headers.ratelimit))?.[1])).toBeGreaterThan(470)
     expect(await statuses(large!, 2, '/x', client('large-first'))).toEqual([200, 200])
     // A quarter of 2 minutes spent: one more request, arriving 30 s later than an empty bucket's.
     const quarter = await hit(small!, '/x', client('large-first')())
-    expect({ status: quarter.status, ratelimit: quarter.headers.ratelimit }).toEqual({ status: 200, ratelimit: '"rolling";r=0;t=90' })
+    expect({ status: quarter.status, ratelimit: quarter.headers.ratelimit }).toEqual({ status: 200, ratelimit: expect.stringMatching(/^"rolling";r=0;t=(8\d|90)$/) })
   })
 
   it.each(['allow', 'deny'] as const)('a take that Redis runs after the deadline (on_error: %s) is given back: the caller is not charged for it', async (onError) => {

@@ -299,6 +299,8 @@ describe('slow and many', () => {
     console.log('500 header + 500 body tricklers', { still_open_after_measuring: stillOpen, normal_client: summary(seen) })
     expectServed(seen, 4_000)
     await attack
+    // Each is cut at request_timeout (12 s), the bodies' last ones near the attack's end (15 s) on a loaded CI.
+    await waitFor(() => [...headers, ...bodies].every((a) => a.closedAt !== null), 'every trickler cut', 10_000)
 
     console.log('tricklers closed', {
       headers: { ...spread(headers.map((a) => a.closedAt), started), with_408: headers.filter((a) => statusOf(a) === 408).length },
