@@ -81,7 +81,9 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       return status
     },
     introspect(token) {
-      const at = now()
+      // The caches' ages run on the monotonic clock: on the wall clock, one set back an hour kept an
+      // answer (a token revoked at the provider since) an hour past introspection.cache.
+      const at = performance.now()
       const cached = cache.get(token, at)
       if (cached) return Promise.resolve(cached)
       const refusal = settings.negative_cache > 0 ? refused.get(refusedKey(token), at) : undefined
@@ -102,28 +104,28 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     throw err instanceof UnprovenRefusal ? new GatewayError(err.code, { detail: err.detail, headers: err.headers }) : err
   }
 
-  async function ask(token: string, askedAt: number): Promise<Identity> {
+  async function ask(token: string, askedMono: number): Promise<Identity> {
     const claims = await answerFor(token)
     status = 'answering'
     try {
       if (claims.active !== true) throw notActive()
-      return identityOf(token, claims, askedAt)
+      return identityOf(token, claims, askedMono)
     } catch (err) {
       // The provider's answer refused by the issuer's rules (audience, token type, required
       // claims, expiry) is as final as `active: false`: kept as long. Not a token that becomes
       // valid later (nbf), nor the provider's nonsense (503), which is asked again.
-      if (err instanceof GatewayError && err.status === 401 && err.code !== 'token_not_yet_valid') keepRefusal(token, askedAt, err)
+      if (err instanceof GatewayError && err.status === 401 && err.code !== 'token_not_yet_valid') keepRefusal(token, askedMono, err)
       throw err
     }
   }
 
   /** Counted from the question, as an active answer is; one that came later than that is not kept. */
-  function keepRefusal(token: string, askedAt: number, err: GatewayError): void {
-    const until = askedAt + settings.negative_cache
-    if (settings.negative_cache > 0 && until > now()) refused.set(refusedKey(token), { code: err.code, detail: err.detail }, until)
+  function keepRefusal(token: string, askedMono: number, err: GatewayError): void {
+    const until = askedMono + settings.negative_cache
+    if (settings.negative_cache > 0 && until > performance.now()) refused.set(refusedKey(token), { code: err.code, detail: err.detail }, until)
   }
 
-  function identityOf(token: string, claims: JWTPayload & { token_type?: unknown }, askedAt: number): Identity {
+  function identityOf(token: string, claims: JWTPayload & { token_type?: unknown }, askedMono: number): Identity {
     // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array
     // naming another issuer) taken as if absent.
     if (claims.iss !== undefined && claims.iss !== issuer.issuer) {
@@ -150,8 +152,10 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     // introspection.cache travels with the identity: a token exchanged for it lives no longer
     // than a revocation at the provider takes to be seen (token-endpoint.ts).
     const identity = Object.freeze({ ...identityFromClaims(issuer, claims), introspectionCache: settings.cache })
-    const until = typeof claims.exp === 'number' ? Math.min(askedAt + settings.cache, claims.exp * 1000) : askedAt + settings.cache
-    if (until > checkedAt) cache.set(token, identity, until)
+    // exp is the wall clock's: the time left to it, from now on the monotonic clock.
+    const checkedMono = performance.now()
+    const until = typeof claims.exp === 'number' ? Math.min(askedMono + settings.cache, checkedMono + claims.exp * 1000 - checkedAt) : askedMono + settings.cache
+    if (until > checkedMono) cache.set(token, identity, until)
     return identity
   }
 
