@@ -61,7 +61,9 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
   return async function shutdown(): Promise<void> {
     if (state.draining) return
     state.draining = true
-    const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
+    // On the monotonic clock: a wall clock stepped back an hour mid-drain held the drain an hour,
+    // until a supervisor's SIGKILL lost the audit log's last records.
+    const deadline = performance.now() + state.runtime.config.server.shutdown_timeout
     deps.refresh.stop()
     deps.gatewayServer.close()
     deps.gatewayServer.closeIdleConnections()
@@ -71,7 +73,7 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     // Open WebSocket tunnels are sent 1001 (going away) now, for their clients to reconnect to another
     // instance: held to the deadline, they were cut then without a word, and held the drain until it.
     state.openTunnels.goingAway()
-    while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
+    while (state.inFlight > 0 && performance.now() < deadline) await sleep(20)
     if (state.inFlight > 0) {
       state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')
       state.cutAtShutdown = true
@@ -83,15 +85,15 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     // A revocation made is recorded before the process ends (its answer may be cut above; its
     // record is not), within what the requests left of the deadline: waited for afresh, a record
     // held by the audit log's lock took the drain to twice shutdown_timeout.
-    await adminChangesRecorded(state.logger, deadline - Date.now())
+    await adminChangesRecorded(state.logger, deadline - performance.now())
     const logger = state.logger
-    const closeBy = Date.now() + Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS)
-    await bounded(logger, 'closing the pools, key sets and stores', closeBy - Date.now(), () => deps.closeRegistries())
+    const closeBy = performance.now() + Math.max(deadline - performance.now(), CLOSE_STEP_MIN_MS)
+    await bounded(logger, 'closing the pools, key sets and stores', closeBy - performance.now(), () => deps.closeRegistries())
     // A request whose wait the cut and the closes do not end (an introspection endpoint that does
     // not answer, waited on for introspection.timeout) is recorded only when it ends: waited for
     // within the same window, then said, since the audit log closes next and its record is lost
     // (found by an adversarial probe: it was lost without a word).
-    while (state.inFlight > 0 && Date.now() < closeBy) await sleep(20)
+    while (state.inFlight > 0 && performance.now() < closeBy) await sleep(20)
     if (state.inFlight > 0) {
       const n = state.inFlight
       logger.error({ in_flight: n, records_not_written: n }, `shutdown: ${n} request${n === 1 ? ' is' : 's are'} still running: ${n === 1 ? 'its audit record' : 'their audit records'} will not be written`)
@@ -99,14 +101,14 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     // Last: every request's record is queued by now. Reached whatever the registries did; the last
     // traces go meanwhile, not after it (the two do not wait on each other).
     await Promise.all([
-      bounded(logger, 'closing the audit log', Math.max(deadline + AUDIT_CLOSE_MARGIN_MS - Date.now(), AUDIT_CLOSE_MIN_MS), () => deps.audit.close(), () => ({ records_not_written: deps.audit.stats().queueDepth })),
-      bounded(logger, 'exporting the last traces', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.tracing?.shutdown()),
+      bounded(logger, 'closing the audit log', Math.max(deadline + AUDIT_CLOSE_MARGIN_MS - performance.now(), AUDIT_CLOSE_MIN_MS), () => deps.audit.close(), () => ({ records_not_written: deps.audit.stats().queueDepth })),
+      bounded(logger, 'exporting the last traces', Math.max(deadline - performance.now(), CLOSE_STEP_MIN_MS), () => deps.tracing?.shutdown()),
     ])
     // The store closes once a rotation whose hook runs has written its value: the process ended
     // under it, the hook (a process group of its own) gave the upstream a value the store never
     // held, and the restarted gateway sent one the upstream no longer took (found by the secrets probe).
     const rotating = [...(live.secrets.rotations?.running ?? [])]
     if (rotating.length > 0) logger.info({ secret_names: rotating }, 'shutdown: waiting for the secret rotation under way (its hook, then the write of the new value)')
-    await bounded(logger, `the rotation of ${rotating.join(', ') || 'no secret'} (a hook that goes on may give the upstream a value the store will not hold)`, Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => live.secrets.close())
+    await bounded(logger, `the rotation of ${rotating.join(', ') || 'no secret'} (a hook that goes on may give the upstream a value the store will not hold)`, Math.max(deadline - performance.now(), CLOSE_STEP_MIN_MS), () => live.secrets.close())
   }
 }
