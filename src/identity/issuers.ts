@@ -137,6 +137,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   let attempted = false
   let attemptedNow: () => void = () => {}
   const firstAttempt = new Promise<void>((resolve) => (attemptedNow = resolve))
+  /** performance.now() of the last failed fetch: on the wall clock, one stepped back kept each new kid in the cool-down (503) for the size of the step. */
   let lastFailureAt = Number.NEGATIVE_INFINITY
   let fromScheduler = false
   /** The jwks_uri discovery named, when the config names none; and whether to ask again (movedKeySet). */
@@ -155,7 +156,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   const gatedFetch = async (url: string, init: RequestInit): Promise<Response> => {
     const scheduled = fromScheduler
     fromScheduler = false
-    if (!scheduled && Date.now() - lastFailureAt < config.jwks_cooldown) throw new CoolingDown(config.name)
+    if (!scheduled && performance.now() - lastFailureAt < config.jwks_cooldown) throw new CoolingDown(config.name)
     const before = Atomics.load(withdrawals, cell)
     try {
       const response = await fetch(url, init)
@@ -176,7 +177,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     } catch (err) {
       // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
       // "the last fetch failed" after a fetch a token's unknown kid started).
-      lastFailureAt = Date.now()
+      lastFailureAt = performance.now()
       lastError = describeFetchError(err)
       throw err
     }
@@ -268,7 +269,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       schedule(config.jwks_refresh_interval)
       events.refreshed(config.name)
     } catch (err) {
-      lastFailureAt = Date.now()
+      lastFailureAt = performance.now()
       lastError = describeFetchError(err)
       rediscover = discoveredJwksUri !== undefined && keySet !== undefined
       const cached = holdsKeys()

@@ -63,6 +63,7 @@ interface Session {
   /** Whose it is (callerOf): the subject at the provider that vouched for it, and the agent acting for it. */
   owner: string
   caller: { current: Caller }
+  /** performance.now() of its last request: on the wall clock, one stepped forward 30 minutes ended every session at the next sweep. */
   lastUsed: number
 }
 
@@ -182,7 +183,7 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
   }
   const current = () => servingNow().deps
   const sweep = setInterval(() => {
-    const now = Date.now()
+    const now = performance.now()
     for (const [id, session] of sessions) if (now - session.lastUsed > SESSION_IDLE_MS) void end(id, session)
   }, 60_000)
   sweep.unref()
@@ -214,7 +215,7 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id ?? sealedId(owner),
       maxRequestBodySize: servingNow().maxBodyBytes,
-      onsessioninitialized: (opened) => void sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: Date.now() }),
+      onsessioninitialized: (opened) => void sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: performance.now() }),
       // The client's DELETE: ended here, and on every other worker that opened it.
       onsessionclosed: (closed) => {
         sessions.delete(closed)
@@ -262,7 +263,7 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
     if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
     if (isMethod(body, 'notifications/cancelled')) tellOthers({ type: 'cancelled', id, version: versionOf(request), body })
     session.caller.current = caller
-    session.lastUsed = Date.now()
+    session.lastUsed = performance.now()
     // A GET stream outlives its request: every POST is authenticated again, the stream is not. The
     // endpoint hands it to the open tunnels' registry, which ends it when the token that opened it
     // expires, a reload refuses its caller, or the drain begins (endpoint.ts writeWebResponse).
