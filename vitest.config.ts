@@ -14,7 +14,7 @@ export default defineConfig({
     // processes but each file owns its ports (port 0) and its own schema/key prefix.
     pool: 'forks',
     fileParallelism: true,
-    // Three files at a time whatever the core count (vitest's default is cores − 1: one on the 2-core
+    // Four files at a time whatever the core count (vitest's default is cores − 1: one on the 2-core
     // CI machine). The files wait on real servers more than they compute: the suite took 606 s of
     // wall time with two, 879–901 s with one, on the 2-core machine (2026-12-02). Three were no
     // faster then (902 s against two's 871 s, 2026-12-05), while `bouncer` commands ran as child

@@ -95,7 +95,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
   let timer: NodeJS.Timeout | null = null
   let sweeping: Promise<void> | null = null
   let leaving = false
-  /** When the last reload's runtime was swapped in (epoch ms). */
+  /** When the last reload's runtime was swapped in (performance.now(), as a request's startMono: a wall clock stepped back between a handshake and a reload hid the straddle). */
   let redecidedAt = -Infinity
 
   const close = (tunnel: OpenTunnel, note: string) => tunnel.close(1008, `${note}: the gateway closed ${tunnel.what ?? 'the tunnel'}.`)
@@ -161,7 +161,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       // the last reload was checked under the trust that reload replaced, so none is known here and
       // the decision below checks it again (taken from the runtime in force, a reload that took its
       // CA out left it open).
-      const checkedUnder = certificate === null || ctx.startedAt <= redecidedAt ? '' : certificateTrust(runtime())
+      const checkedUnder = certificate === null || ctx.startMono <= redecidedAt ? '' : certificateTrust(runtime())
       open.set(tunnel, { tunnel, input, certificate, trust: checkedUnder })
       if (input !== null && revocable++ === 0) startTimer()
       const tolerance = toleranceOf(runtime(), tunnel)
@@ -175,7 +175,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       // Its request began before the last reload, whose decision missed it (it was not open yet: a
       // 101 that came after the swap opened a tunnel on the route the reload took away). Decided
       // now, once its opener holds the way out this returns.
-      if (ctx.startedAt <= redecidedAt) {
+      if (ctx.startMono <= redecidedAt) {
         queueMicrotask(() => {
           if (open.has(tunnel)) decide(runtime(), tunnel)
         })
@@ -187,7 +187,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       }
     },
     redecide(rt) {
-      redecidedAt = Date.now()
+      redecidedAt = performance.now()
       for (const { tunnel } of open.values()) decide(rt, tunnel)
     },
     goingAway() {

@@ -12,7 +12,8 @@ export interface Live {
   secrets: SecretsRuntime
   admin: AdminAuth
   /**
-   * Runtimes a reload replaced whose requests may still be running, each with the time after which
+   * Runtimes a reload replaced whose requests may still be running, each with the time
+   * (performance.now(): a wall clock stepped back kept them the size of the step) after which
    * its requests no longer hold anything open (reload.ts retireUnused; the JWKS endpoint publishes
    * their signers' keys meanwhile).
    */

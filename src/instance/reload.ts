@@ -168,7 +168,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
       // ended with the runtimes that served them (retireUnused).
       compile.agents.retireSessions(runtime.mcp?.config.path ?? null)
-      replaced.set(previous, Date.now() + previous.config.server.shutdown_timeout)
+      replaced.set(previous, performance.now() + previous.config.server.shutdown_timeout)
       void background.run('runtime_retirement', retireWhenIdle)
       live.admin = prepared.admin
       if (prepared.secrets !== live.secrets) {
@@ -240,8 +240,9 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
    */
   function retireUnused(): Promise<unknown> {
     const now = Date.now()
+    const mono = performance.now()
     for (const [runtime, until] of replaced) {
-      if (runtime.usage.inFlight > 0 && now < until) continue
+      if (runtime.usage.inFlight > 0 && mono < until) continue
       replaced.delete(runtime)
       runtime.mcp?.detach()
       retireSigner(live, runtime.signing.assertions, now + runtime.config.assertion.ttl, now)

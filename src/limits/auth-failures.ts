@@ -25,11 +25,12 @@ const KEY_PREFIX = `.${AUTH_FAILURES_LIMIT}|ip:`
 const MAX_HELD = 100_000
 
 /**
- * Address key → when its refusal ends (performance.now() ms: a wall clock set back an hour held
- * every held address an hour more, 429 to every credential from behind its NAT), per store's budgets: they are what it holds back
- * for, and a reload keeps them (store-registry.ts; a new max_keys makes a new memory store over
- * the same entries). Kept by each compile's guard, every reload released every held address while
- * its budget stayed spent: its next guess was verified and answered 401 (probe finding).
+ * Address key → when its refusal ends (performance.now() ms), per store's budgets: they are what it
+ * holds back for, and a reload keeps them (store-registry.ts; a new max_keys makes a new memory
+ * store over the same entries). Kept by each compile's guard, every reload released every held
+ * address while its budget stayed spent: its next guess was verified and answered 401 (probe
+ * finding). On the wall clock, one set back an hour held every held address an hour more: a 429 to
+ * every credential from behind its NAT.
  */
 const heldByStore = new WeakMap<object, Map<string, number>>()
 

@@ -25,7 +25,8 @@ beforeAll(async () => {
     ...allowAnyCaller(['corp']),
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'api', path: '/*', upstream: 'api' }],
-    auth_failures: { rate: '1/s', burst: 1 },
+    // A hold of 5 s: the three calls below come well within it on a loaded CI.
+    auth_failures: { rate: '12/m', burst: 1 },
   })
 }, 60_000)
 
@@ -47,9 +48,11 @@ it('an address held back is let go after the hold, however far the wall clock st
   // The second failure spends the burst; the request after it is held back.
   expect((await call('Bearer not.a.token')).status).toBe(401)
   expect((await call('Bearer not.a.token')).status).toBe(401)
-  expect(await call('Bearer not.a.token')).toEqual({ status: 429, retryAfter: '1' })
+  const held = await call('Bearer not.a.token')
+  expect(held.status).toBe(429)
+  expect(Number(held.retryAfter)).toBeLessThanOrEqual(5)
   vi.setSystemTime(new Date('2027-03-14T10:00:00.000Z')) // two hours back
   const token = `Bearer ${await idp.token('looker-reports')}`
-  // A valid credential is refused while the address is held, then served: a second, not two hours.
-  await waitFor(async () => (await call(token)).status === 200, 'the hold to end', 5_000)
+  // A valid credential is refused while the address is held, then served: seconds, not two hours.
+  await waitFor(async () => (await call(token)).status === 200, 'the hold to end', 15_000)
 })

@@ -298,8 +298,9 @@ describe('the Redis store', () => {
     const refused = await hit(large!, '/x', client('small-first')())
     expect(refused.status).toBe(429)
     // t=480 when asked at once; each second the requests before it took (a loaded CI) takes one off.
-    expect(refused.headers.ratelimit).toMatch(/^"rolling";r=0;t=4[78]\d$/)
-    expect(Number(/t=(\d+)/.exec(String(refused.headers.ratelimit))?.[1])).toBeGreaterThan(470)
+    const [, t] = /^"rolling";r=0;t=(\d+)$/.exec(String(refused.headers.ratelimit)) ?? []
+    expect(Number(t)).toBeGreaterThan(470)
+    expect(Number(t)).toBeLessThanOrEqual(480)
     expect(await statuses(large!, 2, '/x', client('large-first'))).toEqual([200, 200])
     // A quarter of 2 minutes spent: one more request, arriving 30 s later than an empty bucket's.
     const quarter = await hit(small!, '/x', client('large-first')())

@@ -29,6 +29,7 @@ beforeAll(async () => {
 afterAll(async () => {
   vi.useRealTimers()
   answer.resolve()
+  await gw?.close() // a failed test's gateway; a second shutdown returns at once
   await upstream?.close()
 })
 
@@ -39,5 +40,5 @@ it('a drain with a request that does not end stops at shutdown_timeout, whatever
   await gw.close()
   const tookMs = performance.now() - started
   expect(tookMs).toBeLessThan(10_000) // 1 s and the closes' own steps; without the fix, never
-  expect(typeof (await held)).toBe('string')
+  expect(await held).not.toBe('late') // cut at the deadline, not answered
 }, 30_000)

@@ -1,4 +1,4 @@
-// 50 MB each way through a real `bouncer serve` process. While one side stalls, the other must be
+// 50 MB (or more: see SIZE) each way through a real `bouncer serve` process. While one side stalls, the other must be
 // held back (backpressure) so that only socket buffers' worth is in flight, and the gateway's
 // resident memory must not grow while it waits: it streams, it never buffers a body. (Over a
 // whole fast transfer RSS does rise by GC slack — freed 64 KB chunks V8 has not collected yet —
@@ -15,15 +15,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
-const SIZE = 50 * 1024 * 1024
-const CHUNK = 64 * 1024
+const MB = 1024 * 1024
+/** The most a TCP socket's buffer autotunes to, in bytes (`net.ipv4.tcp_rmem` or `tcp_wmem`'s third field). */
+const bufferMax = (name: string) => Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[2])
 /**
- * Kernel socket buffers on loopback autotune to a few MB per socket, two sockets on each side of the
- * gateway; up to net.ipv4.tcp_rmem's maximum each, 32 MB on some hosts (24.9 MB in flight seen on one,
- * under CI's load). Under 40 MB is still short of the 50 MB the gateway would take if it did not hold
- * the sender back; that it keeps no copy itself is the memory check's.
+ * What the kernel alone may hold in flight: two sockets between the stalled side and the gateway,
+ * each with a send and a receive buffer that autotune up to the host's maximum (6 and 4 MB by
+ * default; 32 MB of receive buffer on some hosts, where 24.9 MB in flight was seen under CI's load).
+ * In flight past this, the gateway took the body without holding its sender back.
  */
-const IN_FLIGHT_BOUND = 40 * 1024 * 1024
+const IN_FLIGHT_BOUND = Math.max(20 * MB, 2 * (bufferMax('tcp_rmem') + bufferMax('tcp_wmem')))
+/** 50 MB, or more where the bound is larger: a sender not held back sends it all, past the bound. */
+const SIZE = Math.max(50 * MB, IN_FLIGHT_BOUND + 30 * MB)
+const CHUNK = 64 * 1024
 const STALL_MS = 1_000
 
 let downloadWritten = 0
@@ -97,7 +101,7 @@ afterAll(async () => {
 })
 
 describe('streaming', () => {
-  it('a 50 MB response: a stalled reader holds the upstream back, and memory stays flat', async () => {
+  it('a large response (SIZE): a stalled reader holds the upstream back, and memory stays flat', async () => {
     let received = 0
     let inFlight = 0
     let iterator: AsyncIterator<Buffer> | undefined
@@ -115,7 +119,7 @@ describe('streaming', () => {
     expect(growth).toBeLessThan(30 * 1024 * 1024)
   })
 
-  it('a 50 MB chunked upload: a stalled upstream holds the client back, and memory stays flat', async () => {
+  it('a large chunked upload (SIZE): a stalled upstream holds the client back, and memory stays flat', async () => {
     let sent = 0
     const source = new Readable({
       read() {

@@ -18,9 +18,9 @@ let wsServer: Server
 let gateway: TestGateway
 let loader: Issued
 let upstreamUrl: string
-/** The upstream answers an upgrade to /live/held once this resolves. */
-const heldAnswer = deferred()
-let heldAsked = false
+/** The upstream answers an upgrade to /live/held-N once held[N] resolves; asked[N] once it has the request. */
+const held = [deferred(), deferred()]
+const asked = [false, false]
 
 const configWith = (issuerCa: string) => clientCertConfig(upstreamUrl, {
   issuerCa,
@@ -34,9 +34,10 @@ beforeAll(async () => {
   writeFileSync(`${pki.dir}/both-cas.pem`, readFileSync(pki.ca.cert, 'utf8') + readFileSync(pki.otherCa.cert, 'utf8'))
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    if (!req.url?.endsWith('/held')) return echoWebSocket(req, socket)
-    heldAsked = true
-    void heldAnswer.promise.then(() => echoWebSocket(req, socket))
+    const n = Number(/\/held-(\d)$/.exec(req.url ?? '')?.[1] ?? -1)
+    if (n < 0) return echoWebSocket(req, socket)
+    asked[n] = true
+    void held[n]?.promise.then(() => echoWebSocket(req, socket))
   })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')
@@ -85,14 +86,27 @@ it('closes a certificate\'s tunnel when a reload takes its CA out of the issuer,
 
 // Its handshake authenticated before the reload, its 101 after: the tunnel took the new config's
 // certificate trust as the one it was checked under, so the reload's check of it was skipped.
-it('closes a tunnel whose handshake straddled the reload that took its certificate\'s CA out', async () => {
+it('checks again a tunnel whose handshake straddled a reload: kept when its CA stays, closed when the reload took it out', async () => {
   await gateway.writeConfig(configWith(pki.ca.cert))
   expect((await gateway.reload()).ok).toBe(true)
-  const tunnel = await openTunnel('/live/held', async () => {
-    await waitFor(() => heldAsked, 'the upgrade at the upstream')
+  // Straddling a reload that keeps its CA, it is checked again and stays.
+  const kept = await openTunnel('/live/held-0', async () => {
+    await waitFor(() => asked[0] === true, 'the upgrade at the upstream')
+    await gateway.writeConfig({ ...configWith(pki.ca.cert), upstreams: [{ name: 'api', url: upstreamUrl, max_connections: 32 }] })
+    expect((await gateway.reload()).ok).toBe(true)
+    held[0]?.resolve()
+  })
+  expect(kept.status).toBe('HTTP/1.1 101 Switching Protocols')
+  kept.socket.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69])) // a masked "hi"
+  await waitFor(() => kept.after().includes('hi'), 'the echo through the kept tunnel')
+  expect(kept.closed()).toBe(false)
+  kept.socket.destroy()
+  // Straddling the one that takes the CA out, it is closed.
+  const tunnel = await openTunnel('/live/held-1', async () => {
+    await waitFor(() => asked[1] === true, 'the upgrade at the upstream')
     await gateway.writeConfig(configWith(pki.otherCa.cert))
     expect((await gateway.reload()).ok).toBe(true)
-    heldAnswer.resolve()
+    held[1]?.resolve()
   })
   expect(tunnel.status).toBe('HTTP/1.1 101 Switching Protocols')
   await waitFor(() => tunnel.closed(), 'the gateway closing the tunnel', 5_000)
