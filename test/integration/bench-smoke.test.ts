@@ -24,10 +24,10 @@ describe('the benchmark, quick mode', () => {
   it('runs every gateway case, a sweep and the in-process tables without errors and writes its results', { timeout: 300_000 }, async () => {
     const out = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
     // No apt-get from the test suite: without nginx its cases are reported as skipped.
-    // A second of warm-up: without it, on a CI running four files at once, the credential-assertion
-    // case's first requests (its key, the upstream's first JWKS fetch) took the whole measured second
-    // and it counted no response (ci4 of 2026-12-07). ~20 s of the two cores' time over the run.
-    const child = spawn(process.execPath, [RUN, '--quick', '--warmup', '1', '--cases', GATEWAY_CASES.join(','), '--sweeps', 'principals', '--skip', 'front-door,datasets,mcp', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_NO_INSTALL: '1' } })
+    // No warm-up (--warmup 0): each case's second of it was ~20 s of the two cores' time over the run.
+    // (With four files at once, the credential-assertion case's first requests once took the whole
+    // measured second, and it counted no response: the suite runs three.)
+    const child = spawn(process.execPath, [RUN, '--quick', '--warmup', '0', '--cases', GATEWAY_CASES.join(','), '--sweeps', 'principals', '--skip', 'front-door,datasets,mcp', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_NO_INSTALL: '1' } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
