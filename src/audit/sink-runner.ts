@@ -28,6 +28,8 @@ export interface RunnerEvents {
   written(sink: string, rows: number): void
   spilled(sink: string, rows: number): void
   replayed(sink: string, rows: number): void
+  /** The spill's room grew (a replay released segments, or emptied it): under refuse, requests may be served again at once. */
+  freed(sink: string): void
   dropped(sink: string, rows: number): void
   quarantined(sink: string, lines: number): void
 }
@@ -180,6 +182,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         // The segments replayed are stored: their room is free again (under refuse, the requests
         // are served again once the spill is under its cap, not once all of it is replayed).
         spill.release(next)
+        events.freed(sink.name)
         const progressed = next.segment !== cursor.segment || next.offset > cursor.offset
         cursor = next
         if (progressed || appending > 0) continue
@@ -192,6 +195,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         spill.clear()
         mode = 'sink'
         losing = false
+        events.freed(sink.name)
         break
       }
       events.log('info', 'audit sink is back: spilled records replayed in order', { sink: sink.name, replayed })

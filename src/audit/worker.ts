@@ -112,6 +112,8 @@ const events: RunnerEvents = {
     noteSpillFull()
   },
   replayed: (_sink, rows) => (counters.replayed += rows),
+  // Heard at once, not at the next second's stats: a /readyz right after a replay said not ready.
+  freed: () => noteSpillFull(),
   dropped: (_sink, rows) => {
     counters.dropped += rows
     noteSpillFull()
@@ -441,11 +443,20 @@ port.on('message', (message: ToWorker) => {
   }
 })
 
+/** The log said the spill files were full, and they have not emptied since: said once per filling. */
+let saidFull = false
+
 function stats(): WorkerStats {
   const own = budget.used()
   spillFull = budget.full(own) || (unwritable !== null && !runners.some((runner) => runner.up))
   let spillBytes = own
   for (const spill of adoptedSpills) spillBytes += spill.size()
+  // Said whichever look saw it first: the second's stats or an append's (noteSpillFull). Said by
+  // noteSpillFull alone, a filling the stats saw first went unlogged (a test, on a loaded machine).
+  if (spillFull !== saidFull) {
+    saidFull = spillFull
+    if (spillFull) sayFull(spillBytes)
+  }
   return {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),
     ...counters,
@@ -460,19 +471,19 @@ setInterval(() => send({ type: 'stats', stats: stats() }), 1_000).unref()
 
 /**
  * The request thread refuses requests while the spill is full (on_spill_full: refuse): it hears at
- * once when an append fills it, and within a second (the stats) when a replay has emptied it.
+ * once when an append fills it and when a replay frees room (the stats each second say it too).
  */
 function noteSpillFull(): void {
   const was = spillFull
   const now = stats() // one stat of each spill file (it was three)
-  if (now.spillFull === was) return
-  send({ type: 'stats', stats: now })
-  if (now.spillFull) {
-    const full = unwritable !== null ? `the audit spill files cannot be written (a full disk?) while every sink is away` : 'the audit spill files are full (audit.spill_max_bytes)'
-    events.log('error', config.onSpillFull === 'refuse'
-      ? `${full}: requests are refused with 503 audit_unavailable until the sink is back${unwritable !== null ? ' or the files can be written again' : ''}`
-      : `${full}: further records are dropped until the sink is back`, { spill_bytes: now.spillBytes, spill_max_bytes: budget.maxBytes })
-  }
+  if (now.spillFull !== was) send({ type: 'stats', stats: now })
+}
+
+function sayFull(spillBytes: number): void {
+  const full = unwritable !== null ? `the audit spill files cannot be written (a full disk?) while every sink is away` : 'the audit spill files are full (audit.spill_max_bytes)'
+  events.log('error', config.onSpillFull === 'refuse'
+    ? `${full}: requests are refused with 503 audit_unavailable until the sink is back${unwritable !== null ? ' or the files can be written again' : ''}`
+    : `${full}: further records are dropped until the sink is back`, { spill_bytes: spillBytes, spill_max_bytes: budget.maxBytes })
 }
 
 function retention(): void {

@@ -121,7 +121,8 @@ describe('audit.spill_max_bytes', () => {
       // Records lost to a full spill are lost before they are numbered: the chain stays whole, and
       // says how many (a records_lost record) once there is room.
       expect(await verifyAudit({ type: 'postgres', url: server.url, schema })).toMatchObject({ ok: true, problems: [] })
-      expect((await request(`${gw.adminUrl}/readyz`)).statusCode).toBe(200)
+      const after = await request(`${gw.adminUrl}/readyz`)
+      expect({ status: after.statusCode, body: await after.body.json() }).toMatchObject({ status: 200 })
     })
   })
 
@@ -201,6 +202,9 @@ describe('audit.spill_max_bytes', () => {
       const ready = await request(`${second.adminUrl}/readyz`)
       expect(ready.statusCode).toBe(503)
       expect(((await ready.body.json()) as { checks: Record<string, string> }).checks.audit_spill).toBe('full (audit.spill_max_bytes): refusing requests')
+      // And its log says why, though no append filled the spill in this run (its first look did).
+      const restarted = second
+      await waitFor(() => restarted.logs.join('').includes('requests are refused with 503 audit_unavailable'), 'the restarted gateway\'s log line saying requests are refused')
 
       await server.start()
       const gw = second

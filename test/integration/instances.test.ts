@@ -226,6 +226,8 @@ describe('instances sharing a Redis limits store', () => {
       await waitFor(() => linesOf(gwB, agreeing).length > 0, 'gw-b to agree after its reload')
       expect(await mismatch(gwB.adminUrl)).toBe(0)
       await waitFor(async () => (await mismatch(a.adminUrl)) === 0, 'gw-a to agree', 15_000)
+      // gw-a's first worker says it; its line reaches the process's stdout after the metric can read 0.
+      await waitFor(() => linesOf(a, agreeing).length > 0, 'gw-a to say they agree')
       expect(linesOf(a, agreeing)).toHaveLength(1)
       expect(linesOf(a, disagreeing)).toHaveLength(1)
 
@@ -236,6 +238,7 @@ describe('instances sharing a Redis limits store', () => {
       expect(await b.stop('SIGTERM')).toBe(0)
       b = undefined
       await waitFor(async () => (await mismatch(a.adminUrl)) === 0, 'gw-a to forget the stopped gw-b at its next comparison, before gw-b\'s limits would expire', 9_000)
+      await waitFor(() => linesOf(a, agreeing).length > 1, 'gw-a to say they agree again')
       expect(linesOf(a, agreeing)).toHaveLength(2)
     } finally {
       await b?.stop('SIGKILL')

@@ -57,6 +57,7 @@ function runnerFor(sink: AuditSink) {
     written() {},
     spilled() {},
     replayed() {},
+    freed() {},
     dropped() {},
     quarantined() {},
   }
@@ -135,7 +136,7 @@ it('a spill with room for part of a batch keeps its first records and drops only
   const spill = spillFor(dir, sink.name)
   const counted = { spilled: 0, dropped: 0 }
   const events: RunnerEvents = {
-    log() {}, written() {}, replayed() {}, quarantined() {},
+    log() {}, written() {}, replayed() {}, freed() {}, quarantined() {},
     spilled: (_sink, rows) => void (counted.spilled += rows),
     dropped: (_sink, rows) => void (counted.dropped += rows),
   }
@@ -179,7 +180,10 @@ it('a replay frees the spill\'s room segment by segment, before it ends', async 
   const dir = mkdtempSync(join(tmpdir(), 'bouncer-runner-'))
   dirs.push(dir)
   const spill = spillFor(dir, sink.name, undefined, 65_536)
-  const events: RunnerEvents = { log() {}, written() {}, replayed() {}, quarantined() {}, spilled() {}, dropped() {} }
+  // The spill's size each time the runner says it freed room: the worker looks at once (a /readyz
+  // read right after a replay said not ready, the next second's stats not yet sent).
+  const freedAt: number[] = []
+  const events: RunnerEvents = { log() {}, written() {}, replayed() {}, freed: () => void freedAt.push(spill.size()), quarantined() {}, spilled() {}, dropped() {} }
   const runner = createSinkRunner(sink, spill, { capacity: 100_000, durable: false, events, opened: true })
   const rows = Array.from({ length: 5_000 }, (_, i) => row(i + 1))
   for (let i = 0; i < rows.length; i += 500) await runner.handle(rows.slice(i, i + 500)) // spilled: the sink is away
@@ -193,10 +197,12 @@ it('a replay frees the spill\'s room segment by segment, before it ends', async 
   // What the sink has is gone from the disk already, the rest still waiting.
   expect(spill.size()).toBeLessThan(full - 1_000 * (full / rows.length))
   expect(spill.size()).toBeGreaterThan(full / 2)
+  expect(freedAt).toEqual([spill.size()]) // said as the first batch's segments went
   second.resolve()
   await expect.poll(() => runner.up, { timeout: 5_000 }).toBe(true)
   expect(stored).toEqual(rows.map((r) => r.seq)) // every record once, in order
   expect(spill.size()).toBe(0)
+  expect(freedAt.at(-1)).toBe(0) // and once it is empty, as the sink is up
   expect(readdirSync(dir).filter((f) => f.endsWith('.ndjson'))).toEqual([basename(spill.path)]) // the first, empty
   await runner.handle([row(5_001)])
   expect(stored.at(-1)).toBe(5_001)
