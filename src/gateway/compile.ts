@@ -97,6 +97,24 @@ export interface Runtime {
   readonly mcp: CompiledMcp | null
   /** This config's signers, set by prepare before the swap: a request signs with its own runtime's, whatever a later reload sets. */
   readonly signing: RuntimeSigning
+  /** The credential names this runtime withholds from upstreams: the process's until now, and its own (adoptCredentialNames). */
+  readonly credentialNames: CredentialNames
+}
+
+/** Session cookie names (sign_in's and the console's) and API key headers (folded). */
+export interface CredentialNames {
+  readonly sessionCookies: ReadonlySet<string>
+  readonly apiKeyHeaders: ReadonlySet<string>
+}
+
+/**
+ * A runtime that serves: its credential names join the process's, withheld by every later config
+ * (a rename keeps the old name withheld). Only then: a refused reload's names were withheld from
+ * upstreams until a restart, and an upstream's own header or cookie of that name with them.
+ */
+export function adoptCredentialNames(deps: CompileDeps, runtime: Runtime): void {
+  for (const name of runtime.credentialNames.sessionCookies) deps.sessionCookieNames.add(name)
+  for (const name of runtime.credentialNames.apiKeyHeaders) deps.apiKeyHeaders.add(name)
 }
 
 /** The keys a runtime signs with: X-Bouncer-Assertion, and the tokens POST /oauth2/token issues. */
@@ -118,12 +136,12 @@ export interface CompileDeps {
   apiKeys: ApiKeyDirectoryRegistry
   sessionStores: SessionStoreRegistry
   /**
-   * Every name sign_in.cookie.name has had in this process (each compile adds its own), and the
+   * Every name sign_in.cookie.name has had in a config that served in this process, and the
    * console's cookie once it signed people in: a reload that renames the cookie, or removes
-   * sign_in, keeps withholding the old one from upstreams (compileSignIn, compileRuntime).
+   * sign_in, keeps withholding the old one from upstreams (adoptCredentialNames).
    */
   sessionCookieNames: Set<string>
-  /** Every api_keys.header this process has had, folded: a reload's rename keeps withholding the old one (compileRuntime). */
+  /** Every api_keys.header a config that served in this process has had, folded: a reload's rename keeps withholding the old one. */
   apiKeyHeaders: Set<string>
   logger: Logger
   builtIns: BuiltInSources
@@ -219,17 +237,19 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   // The API key header is the gateway's credential: no upstream ever gets it, nor the names it had
   // before a reload renamed it (clients not yet changed still send their key under the old one,
   // and it went on to the upstream as an ordinary header: a probe), as with the session cookie.
-  if (config.api_keys) deps.apiKeyHeaders.add(foldHeaderName(config.api_keys.header.toLowerCase()))
-  const withheldHeaders: ReadonlySet<string> = new Set(deps.apiKeyHeaders)
-  const signIn = compileSignIn(config, issuerKeys, deps)
-  const consoleSignIn = compileConsoleSignIn(config, issuerKeys, deps)
+  const withheldHeaders = new Set(deps.apiKeyHeaders)
+  if (config.api_keys) withheldHeaders.add(foldHeaderName(config.api_keys.header.toLowerCase()))
+  // Copies: the process's sets take this config's names only once it serves (adoptCredentialNames).
+  const sessionCookies = new Set(deps.sessionCookieNames)
+  const signIn = compileSignIn(config, issuerKeys, deps, sessionCookies)
+  const consoleSignIn = compileConsoleSignIn(config, issuerKeys, deps, sessionCookies)
   // The session cookies are the gateway's credential: no upstream ever gets them. The console's
   // too: a cookie is not kept to its port, so a browser sends it to the gateway on the same host.
   // And those of the names the gateway's had before (a rename): browsers send an old cookie, a live
   // session's, until it expires. Every name the process has known stays withheld when a reload
   // removes sign_in (or the console's sign-in): the cookies went upstream from then on, live
   // sessions' credentials in a store the next sign_in opens again (the sessions probe).
-  const withheldCookies: ReadonlySet<string> = new Set([...deps.sessionCookieNames, ...[signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, ...s.formerCookieNames] : []))].flatMap((name) => [name, `${name}_state`]))
+  const withheldCookies: ReadonlySet<string> = new Set([...sessionCookies, ...[signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, ...s.formerCookieNames] : []))].flatMap((name) => [name, `${name}_state`]))
   const access = compileAccess(config)
   // Filled by prepare (instance/prepare.ts) once the secrets are read, before the runtime serves.
   const signing: RuntimeSigning = { assertions: null, exchangeKeys: null }
@@ -316,6 +336,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
     usage: { inFlight: 0 },
     mcp,
     signing,
+    credentialNames: { sessionCookies, apiKeyHeaders: withheldHeaders },
   })
 }
 
@@ -462,13 +483,13 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
 }
 
 /** sign_in: the provider (bouncer check made sure it names a jwt issuer with keys) and the session store. */
-function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): SignIn | null {
+function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps, sessionCookies: Set<string>): SignIn | null {
   const settings = config.sign_in
   if (!settings) return null
   const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
   const current = settings.cookie.name
-  deps.sessionCookieNames.add(current)
-  const former = new Set([...settings.cookie.previous_names, ...deps.sessionCookieNames])
+  sessionCookies.add(current)
+  const former = new Set([...settings.cookie.previous_names, ...sessionCookies])
   for (const name of [current, `${current}_state`, CONSOLE_COOKIE, `${CONSOLE_COOKIE}_state`]) former.delete(name)
   return createSignIn({
     config: settings,
@@ -490,11 +511,11 @@ export { CONSOLE_COOKIE }
  * store, with the admin listener's own endpoints and cookie. Signing out of the console ends only
  * the console's session, not the person's session at the provider.
  */
-function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): SignIn | null {
+function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps, sessionCookies: Set<string>): SignIn | null {
   const settings = config.sign_in
   const { admin } = config
   if (!settings || admin.roles.length + admin.read_roles.length === 0) return null
-  deps.sessionCookieNames.add(CONSOLE_COOKIE)
+  sessionCookies.add(CONSOLE_COOKIE)
   const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
   return createSignIn({
     config: {

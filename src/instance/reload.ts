@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig, type TlsMaterial } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
-import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
+import { adoptCredentialNames, applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
@@ -159,6 +159,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       for (const line of atRestart) logger.warn(line)
       runtime.mcp?.takeSessions()
       state.runtime = runtime // the swap: new requests see the new runtime from here on
+      adoptCredentialNames(compile, runtime)
       state.reloadRefused = null
       // Keys kept from the running config are fetched again now: a reload is how an operator has a
       // key the provider withdrew (a compromised one) stop being honoured, cached tokens included.
