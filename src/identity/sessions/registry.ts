@@ -19,7 +19,7 @@ export function openSessionStore(settings: SessionStoreSettings, logger: Logger 
   const { store, idle } = settings
   switch (store.type) {
     case 'memory':
-      return openMemorySessionStore(idle)
+      return openMemorySessionStore(idle, { logger })
     case 'sqlite':
       return openSqliteSessionStore(store.path, idle)
     case 'redis':
