@@ -43,32 +43,38 @@ afterAll(() => closeAll(gateway, upstream, idp, async () => {
   await redis?.stop()
 }))
 
+/** A signed-in person whose next refresh the provider answers (rotating its refresh token) and the store refuses to save: the 503. */
+async function unsavedRefresh() {
+  const client = cookieJar()
+  const toLogin = await client.follow(`${gateway.url}/people/start`)
+  const loggedIn = await submitLogin(client, toLogin.reply!, ALICE.username, ALICE.password)
+  expect((await client.follow(loggedIn.location!)).reply?.status).toBe(200)
+  const id = sessionId(client.cookies(gateway.url).bouncer_session!)
+  const store = gateway.state.runtime.signIn!.store
+  const record = (await store.get(id))!
+  expect(record.refreshAt).not.toBeNull()
+  await store.update({ ...record, refreshAt: Date.now() - 1_000 })
+
+  // The provider answers the refresh (its old refresh token now spent); the store then refuses writes.
+  idp.rewriteTokens = async (answer) => {
+    expect(answer.refresh_token).toBeTypeOf('string')
+    await admin.config('SET', 'maxmemory', '1')
+    return answer
+  }
+  let unsaved
+  try {
+    unsaved = await client.request(`${gateway.url}/people/report`, { html: false })
+  } finally {
+    idp.rewriteTokens = null
+    await admin.config('SET', 'maxmemory', '0')
+  }
+  expect(unsaved.status, unsaved.body).toBe(503)
+  return { client, id, store, record, unsaved }
+}
+
 describe('a rotated refresh token the store could not save', { timeout: 60_000 }, () => {
   it('503 saying the sign-in was renewed but not saved; the next request saves it, the person stays signed in, and the provider is not asked again', async () => {
-    const client = cookieJar()
-    const toLogin = await client.follow(`${gateway.url}/people/start`)
-    const loggedIn = await submitLogin(client, toLogin.reply!, ALICE.username, ALICE.password)
-    expect((await client.follow(loggedIn.location!)).reply?.status).toBe(200)
-    const id = sessionId(client.cookies(gateway.url).bouncer_session!)
-    const store = gateway.state.runtime.signIn!.store
-    const record = (await store.get(id))!
-    expect(record.refreshAt).not.toBeNull()
-    await store.update({ ...record, refreshAt: Date.now() - 1_000 })
-
-    // The provider answers the refresh (its old refresh token now spent); the store then refuses writes.
-    idp.rewriteTokens = async (answer) => {
-      expect(answer.refresh_token).toBeTypeOf('string')
-      await admin.config('SET', 'maxmemory', '1')
-      return answer
-    }
-    let unsaved
-    try {
-      unsaved = await client.request(`${gateway.url}/people/report`, { html: false })
-    } finally {
-      idp.rewriteTokens = null
-      await admin.config('SET', 'maxmemory', '0')
-    }
-    expect(unsaved.status, unsaved.body).toBe(503)
+    const { client, id, store, record, unsaved } = await unsavedRefresh()
     expect(unsaved.headers['retry-after']).toBeDefined()
     expect(JSON.parse(unsaved.body)).toMatchObject({ code: 'identity_provider_unavailable', detail: expect.stringContaining('renewed') })
     expect(gateway.logs.some((line) => line.includes('could not be saved'))).toBe(true)
@@ -80,5 +86,18 @@ describe('a rotated refresh token the store could not save', { timeout: 60_000 }
     const saved = (await store.get(id))!
     expect(saved.sealed).not.toBe(record.sealed)
     expect(saved.refreshAt).toBeGreaterThan(Date.now())
+  })
+
+  // The unsaved session was kept by the config's sign-in, which a reload compiles anew: after the
+  // reload, the next request refreshed with the spent token, and the person was signed out.
+  it('is kept across a reload: the next request after it saves the session, and the provider is not asked again', async () => {
+    const { client, id, store, record } = await unsavedRefresh()
+    await gateway.reload()
+    expect(gateway.state.runtime.signIn!.store).toBe(store) // the same store: its unsaved sessions stay
+    const refreshes = idp.tokenRequests
+    const back = await client.request(`${gateway.url}/people/report`, { html: false })
+    expect(back.status, back.body).toBe(200)
+    expect(idp.tokenRequests).toBe(refreshes)
+    expect((await store.get(id))!.sealed).not.toBe(record.sealed)
   })
 })

@@ -21,7 +21,7 @@
 //   POST ends the session, a GET answers a page with a button that posts.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createLru, withinDeadline } from '../../collections/index.ts'
+import { createLru, withinDeadline, type Lru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
@@ -114,6 +114,19 @@ const REFRESH_POLL_MS = 50
 /** How long a sign-out waits for the provider's end_session_endpoint (discovery) before it sends the browser to after_sign_out_path. */
 const END_SESSION_WAIT_MS = 3_000
 /**
+ * Refreshed sessions the store failed to write, by refresh claim: their new tokens are only here
+ * (saveRefreshed). Kept with the store, which a reload keeping it shares, not with one config's
+ * sign-in: a reload compiled a new one, and the session's next request refreshed with the spent
+ * token, signing the person out.
+ */
+const unsavedSessions = new WeakMap<SessionStore, Lru<SessionRecord>>()
+function unsavedIn(store: SessionStore): Lru<SessionRecord> {
+  let unsaved = unsavedSessions.get(store)
+  if (unsaved === undefined) unsavedSessions.set(store, (unsaved = createLru<SessionRecord>(10_000)))
+  return unsaved
+}
+
+/**
  * The longest RP-initiated logout redirect sent with id_token_hint. A proxy's buffer for the answer's
  * whole header block is one page by default (nginx's proxy_buffer_size, 4 KB), and a provider's
  * front end takes a request line of 8 KB: a person in many groups got a Location of ~16 KB, and
@@ -149,8 +162,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
-  /** Refreshed sessions the store failed to write, by refresh claim: their new tokens are only here (saveRefreshed). */
-  const unsaved = createLru<SessionRecord>(10_000)
+  const unsaved = unsavedIn(store)
   let storeLoggedAt = -Infinity
   /** The state cookies' key, derived from the store's (`stored`): derived again when the store's changes. */
   let stateKey: { stored: Buffer; key: Buffer } | undefined
