@@ -126,6 +126,7 @@ interface Slot {
   socket: string
   thread: Worker | null
   state: SlotState
+  /** performance.now() at its start: the watchdog's times are monotonic (a wall clock stepped back hid a stall). */
   startedAt: number
   restarts: number
   /** The config text it runs: given at its start, then each reload it committed. */
@@ -145,7 +146,7 @@ interface Slot {
   held: PromiseWithResolvers<void>
   /** When a draining worker is stopped if it has not ended: its own shutdown_timeout + 5 s. */
   hardStop: NodeJS.Timeout | null
-  /** When its event loop last answered the primary (ready, or a `pong`): the watchdog's reading. */
+  /** When its event loop last answered the primary (ready, or a `pong`), on performance.now(): the watchdog's reading. */
   answeredAt: number
 }
 
@@ -214,7 +215,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       switch (message.type) {
         case 'ready':
           slot.state = 'running'
-          slot.startedAt = Date.now()
+          slot.startedAt = performance.now()
           slot.answeredAt = slot.startedAt
           if (url === '') {
             url = message.url
@@ -250,7 +251,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           slot.reloads.delete(message.id)
           break
         case 'pong':
-          slot.answeredAt = Date.now()
+          slot.answeredAt = performance.now()
           break
         case 'log':
           writeRelayedLine(logger, message.line)
@@ -308,7 +309,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // Ended on its own (a crash), or was stopped to be replaced: a new one takes its place.
     slot.state = 'stopped'
     slot.restarts++
-    slot.streak = wasRunning && Date.now() - slot.startedAt > 60_000 ? 1 : slot.streak + 1
+    slot.streak = wasRunning && performance.now() - slot.startedAt > 60_000 ? 1 : slot.streak + 1
     const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (slot.streak - 1))
     logger.error({ worker: slot.id, code, restart_in_ms: delay }, 'worker stopped: starting a replacement')
     setTimeout(() => {
@@ -518,10 +519,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
    * server.worker_stall_timeout is taken out of the serving set and terminated, and replaced as a
    * crashed one is.
    */
-  let lastTick = Date.now()
+  let lastTick = performance.now()
   const watchdog = setInterval(() => {
     if (stopping) return
-    const now = Date.now()
+    const now = performance.now()
     // This thread held up itself (a long GC, a host that gave the process no CPU): its loop runs the
     // timers before it reads the workers' answers that came meanwhile, so it judges at the next tick.
     const late = now - lastTick > 3 * WATCHDOG_INTERVAL_MS
@@ -608,7 +609,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // A worker that has not answered the watchdog's pings for a few seconds (a long synchronous
     // task, or a stall not yet called at server.worker_stall_timeout) is asked last: first, it held
     // every admin call while the others were idle, up to its replacement (then a 500).
-    const now = Date.now()
+    const now = performance.now()
     const candidates = answering().sort((a, b) => Number(silent(a, now)) - Number(silent(b, now)))
     const retryable = method === 'GET' || method === 'HEAD'
     for (const [i, slot] of candidates.entries()) {
