@@ -50,8 +50,9 @@ function ownerOf(caller: Caller): string {
 }
 const MAX_SESSIONS = 10_000
 /**
- * Sessions one caller holds at most: its initialize beyond them lets its least recently used one
- * go (its sealed id opens it again, letting the next oldest go). Without it one caller whose
+ * Sessions one caller holds at most, those being opened included: its initialize beyond them lets
+ * its least recently used one go (its sealed id opens it again, letting the next oldest go), or is
+ * refused (503) while all of them are still being opened. Without it one caller whose
  * client initializes on every run and never sends DELETE filled the table, and every other
  * caller's initialize was refused for the 30 minutes idle sessions live.
  */
@@ -193,44 +194,84 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
     await session.transport.close().catch(() => {})
   }
 
-  /** Ends the caller's least recently used session when it holds its share already. */
+  /**
+   * Opens under way (from their check until their session joins the table, or none comes of it):
+   * by owner, and in all. Both caps count them: the check came before the open's awaits (a
+   * transparent server's capabilities wait for its connection, up to its timeout) and the session
+   * joined the table only after them, so concurrent initializes all passed it (found by review: a
+   * caller's 100 at once, while the server connected, let one of its 100 open ones go: 199 held).
+   */
+  const opening = new Map<string, number>()
+  let openingTotal = 0
+
+  /** A place in the caps for an open, taken with its check; the function gives it back (once). */
+  function reserve(owner: string): () => void {
+    opening.set(owner, (opening.get(owner) ?? 0) + 1)
+    openingTotal++
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      openingTotal--
+      const left = (opening.get(owner) ?? 1) - 1
+      if (left === 0) opening.delete(owner)
+      else opening.set(owner, left)
+    }
+  }
+
+  /** Ends the caller's least recently used session when it holds its share already (its opens under way count). */
   function makeRoomFor(owner: string): void {
-    let held = 0
+    let held = opening.get(owner) ?? 0
     let oldest: [string, Session] | null = null
     for (const entry of sessions) {
       if (entry[1].owner !== owner) continue
       held++
       if (oldest === null || entry[1].lastUsed < oldest[1].lastUsed) oldest = entry
     }
-    if (held >= MAX_SESSIONS_PER_CALLER && oldest !== null) void end(...oldest)
+    if (held < MAX_SESSIONS_PER_CALLER) return
+    // Its whole share is still being opened: none is there to let go.
+    if (oldest === null) throw new GatewayError('upstream_saturated', { detail: `This caller has ${MAX_SESSIONS_PER_CALLER} MCP sessions being opened already; try again when they are.`, headers: { 'retry-after': '1' } })
+    void end(...oldest)
   }
 
-  /** A session's server and transport; `id`: the one it had elsewhere (opened again), else a new sealed one. */
-  async function serverFor(caller: Caller, id: string | null): Promise<{ transport: WebStandardStreamableHTTPServerTransport; server: Server }> {
+  /**
+   * A session opened by an initialize: the client's (`id` null: a new sealed id), or one made up
+   * for a session opened again (`id`: the one it had elsewhere). Its place in the caps is taken as
+   * its check passes, before any await, and given back if no session came of it.
+   */
+  async function openSession(caller: Caller, id: string | null, request: Request, body: unknown, authInfo: AuthInfo): Promise<Response> {
     const owner = ownerOf(caller)
     makeRoomFor(owner)
-    if (sessions.size >= MAX_SESSIONS) throw new GatewayError('upstream_saturated', { detail: 'Too many MCP sessions are open; try again later.' })
-    const ref = { current: caller }
-    const server = await buildServer(liveCaller(ref), current)
-    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => id ?? sealedId(owner),
-      maxRequestBodySize: servingNow().maxBodyBytes,
-      onsessioninitialized: (opened) => void sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: performance.now() }),
-      // The client's DELETE: ended here, and on every other worker that opened it.
-      onsessionclosed: (closed) => {
-        sessions.delete(closed)
-        ended.add(closed)
-        tellOthers({ type: 'deleted', id: closed })
-      },
-    })
-    await server.connect(transport)
-    return { transport, server }
+    if (sessions.size + openingTotal >= MAX_SESSIONS) throw new GatewayError('upstream_saturated', { detail: 'Too many MCP sessions are open; try again later.' })
+    const release = reserve(owner)
+    try {
+      const ref = { current: caller }
+      const server = await buildServer(liveCaller(ref), current)
+      const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => id ?? sealedId(owner),
+        maxRequestBodySize: servingNow().maxBodyBytes,
+        // Its place passes to the session in one step: the count never dips between.
+        onsessioninitialized: (opened) => {
+          release()
+          sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: performance.now() })
+        },
+        // The client's DELETE: ended here, and on every other worker that opened it.
+        onsessionclosed: (closed) => {
+          sessions.delete(closed)
+          ended.add(closed)
+          tellOthers({ type: 'deleted', id: closed })
+        },
+      })
+      await server.connect(transport)
+      return await transport.handleRequest(request, { parsedBody: body, authInfo })
+    } finally {
+      release()
+    }
   }
 
   async function open(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
     refuseLargeInitialize(body)
-    const { transport } = await serverFor(caller, null)
-    return transport.handleRequest(request, { parsedBody: body, authInfo })
+    return openSession(caller, null, request, body, authInfo)
   }
 
   /**
@@ -242,9 +283,8 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
     let pending = reopening.get(id)
     if (pending === undefined) {
       pending = (async () => {
-        const { transport } = await serverFor(caller, id)
         const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: versionOf(request), capabilities: {}, clientInfo: { name: 'session opened again by another worker', version: '0' } } }
-        const answer = await transport.handleRequest(new Request(request.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) }), { parsedBody: initialize, authInfo })
+        const answer = await openSession(caller, id, new Request(request.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) }), initialize, authInfo)
         await answer.text()
         const opened = sessions.get(id) ?? null
         // DELETEd on another worker while this one opened it.
