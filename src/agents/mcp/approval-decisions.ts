@@ -52,7 +52,9 @@ export async function decideApproval(store: ApprovalStore, rules: Pick<McpConfig
   if (isCallerOf(approval, approver.identity)) {
     throw new GatewayError('policy_denied', { detail: 'A caller cannot approve its own tool call.' })
   }
-  const result = await store.decide(id, decision, `${approver.identity.sub} (${approver.identity.iss})`)
+  // The roles that made the decision count, kept with it: a call takes the approval only while one
+  // of them is among the rule's approvers (a reload that drops them leaves it uncounted).
+  const result = await store.decide(id, decision, { name: `${approver.identity.sub} (${approver.identity.iss})`, roles: approver.roles.filter((role) => approvers.includes(role)) })
   if (!result.ok) {
     throw new GatewayError('bad_request', { detail: `Approval ${id} is ${result.approval?.status ?? 'gone'}: a decided or expired approval is final.` })
   }

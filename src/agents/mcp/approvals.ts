@@ -4,7 +4,9 @@
 // the same call (same tool, same argument digest) runs it, once, before the approval expires:
 // taking it is one UPDATE … WHERE status = 'approved', so two racing calls cannot both run it, even
 // across gateways sharing the file; a call taken that then never ran gives it back (giveBack).
-// Denied and expired approvals are final.
+// Denied and expired approvals are final. An approval counts while a role that decided it is among
+// the approvers the tool's rule names now: a reload that takes that role out leaves it unused, and
+// the call is held again (take).
 //
 // SQLite (node:sqlite, WAL) by default, one file several instances on one host can share. While
 // another of them holds the write lock, a call waits on timers (whenUnlocked), not in SQLite's busy
@@ -28,7 +30,19 @@ export interface NewApproval {
   ttlMs: number
 }
 
+/** A call taking its approval: `approvers` are those its tool's rule names now (the running config). */
+export type ApprovalCall = Omit<NewApproval, 'ttlMs'>
+
+/** The approved approval taken for the call; or none, with why an approved one for it does not count (null: there is none). */
+export type Taken = { approval: Approval; untrusted: null } | { approval: null; untrusted: string | null }
+
 export type Decision = 'approve' | 'deny'
+
+/** Who decided: `name` as decided_by shows it, and those of their roles among the approvers then. */
+export interface Decider {
+  name: string
+  roles: readonly string[]
+}
 
 export type DecideResult = { ok: true; approval: Approval } | { ok: false; reason: 'not_found' | 'final'; approval: Approval | null }
 
@@ -43,8 +57,11 @@ export interface ApprovalStore {
   readonly location: string
   /** The open pending approval for exactly this call, or a new one; null when the caller holds MAX_PENDING_PER_CALLER already. */
   request(call: NewApproval, now?: number): Promise<Approval | null>
-  /** Takes an approved, unexpired approval for exactly this call (at most once); null when there is none. */
-  take(call: Omit<NewApproval, 'approvers' | 'ttlMs'>, now?: number): Promise<Approval | null>
+  /**
+   * Takes an approved, unexpired approval for exactly this call (at most once), decided by a role
+   * among `call.approvers`; else none, saying why an approved one passed over does not count.
+   */
+  take(call: ApprovalCall, now?: number): Promise<Taken>
   /**
    * Makes a taken approval usable again, until its expiry, when the call it let through never ran
    * (refused by the route's limits, its upstream or server unreachable). False when it had expired.
@@ -52,7 +69,7 @@ export interface ApprovalStore {
   giveBack(id: string, now?: number): Promise<boolean>
   get(id: string, now?: number): Promise<Approval | null>
   list(filter?: { status?: ApprovalStatus }, now?: number): Promise<Approval[]>
-  decide(id: string, decision: Decision, by: string, now?: number): Promise<DecideResult>
+  decide(id: string, decision: Decision, by: Decider, now?: number): Promise<DecideResult>
   close(): void
 }
 
@@ -82,6 +99,8 @@ interface Row {
   expires_at: number
   decided_by: string | null
   decided_at: number | null
+  /** JSON: the decider's roles among the approvers when they decided; NULL in a row decided before the column. */
+  decided_roles: string | null
 }
 
 export class ApprovalStoreError extends Error {
@@ -98,7 +117,8 @@ export function openApprovalStore(path: string): ApprovalStore {
     switchToWal(db) // the change to WAL does not wait in the busy handler
     db.exec(SCHEMA)
     // A store made before approvals named the acting agent: its approvals were asked for by no agent.
-    addMissingColumns(db, 'approvals', [{ name: 'actor', definition: 'actor TEXT' }])
+    // One made before approvals kept the deciding roles: its decided rows have NULL (take honours them).
+    addMissingColumns(db, 'approvals', [{ name: 'actor', definition: 'actor TEXT' }, { name: 'decided_roles', definition: 'decided_roles TEXT' }])
     db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
     // Opened again at the next call that needs it: a store that fails here kept a file open each time.
@@ -108,13 +128,19 @@ export function openApprovalStore(path: string): ApprovalStore {
   const { prepare } = storeFile(db, path, { the: 'the approvals store', a: 'an approvals store' }, (message, cause) => new ApprovalStoreError(message, { cause }))
   const byId = prepare('SELECT * FROM approvals WHERE id = ?')
   const openFor = prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
-  const approvedFor = prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
+  // NULL decided_roles (decided before the column, or by an instance of an earlier version sharing the
+  // file) are honoured, as they were: such approvals last one ttl, and holding them all at the upgrade
+  // would have stopped every approved call, and every one a not yet upgraded instance approves.
+  const approvedFor = prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ?
+    AND (decided_roles IS NULL OR EXISTS (SELECT 1 FROM json_each(decided_roles) AS d, json_each(?) AS a WHERE d.value = a.value)) ORDER BY created_at LIMIT 1`)
+  // With none of those, any approved one left for the call was decided by roles the rule dropped.
+  const untrustedFor = prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
   const pendingOf = prepare(`SELECT count(*) AS n FROM approvals WHERE issuer = ? AND subject = ? AND actor IS ? AND status = 'pending' AND expires_at > ?`)
   const use = prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
   const unuse = prepare(`UPDATE approvals SET status = 'approved' WHERE id = ? AND status = 'used' AND expires_at > ?`)
   const insert = prepare('INSERT INTO approvals (id, tool, issuer, subject, actor, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
   const expire = prepare(`UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?`)
-  const decide = prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = \'pending\' AND expires_at > ?')
+  const decide = prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_roles = ?, decided_at = ? WHERE id = ? AND status = \'pending\' AND expires_at > ?')
   const all = prepare('SELECT * FROM approvals ORDER BY created_at DESC LIMIT 1000')
   const withStatus = prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at DESC LIMIT 1000')
 
@@ -146,13 +172,19 @@ export function openApprovalStore(path: string): ApprovalStore {
         return filed === null ? null : fromRow(filed)
       })
     },
-    async take(call, now = Date.now()) {
-      // The one place a call is let through: only the UPDATE that changed the row runs it.
-      const taken = await guard(() => {
-        const found = approvedFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as { id: string } | undefined
-        return found && Number(use.run(found.id, now).changes) === 1 ? found.id : null
+    async take(call, now = Date.now()): Promise<Taken> {
+      // The one place a call is let through: only the UPDATE that changed the row runs it. An
+      // approval decided by roles a reload took out of the rule is left approved, not used: it
+      // counts again if a later config names one of them, until it expires.
+      const taken = await guard((): { id: string } | { untrusted: Row | null } => {
+        const key = [call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now] as const
+        const found = approvedFor.get(...key, JSON.stringify(call.approvers)) as { id: string } | undefined
+        if (found && Number(use.run(found.id, now).changes) === 1) return { id: found.id }
+        return { untrusted: found ? null : ((untrustedFor.get(...key) as Row | undefined) ?? null) }
       })
-      return taken === null ? null : await read(taken, now)
+      if ('untrusted' in taken) return { approval: null, untrusted: taken.untrusted && untrustedSaid(taken.untrusted) }
+      const approval = await read(taken.id, now)
+      return approval ? { approval, untrusted: null } : { approval: null, untrusted: null }
     },
     giveBack: (id, now = Date.now()) => guard(() => Number(unuse.run(id, now).changes) === 1),
     get: (id, now = Date.now()) => read(id, now),
@@ -164,13 +196,20 @@ export function openApprovalStore(path: string): ApprovalStore {
       })
     },
     async decide(id, decision, by, now = Date.now()): Promise<DecideResult> {
-      const changed = await guard(() => Number(decide.run(decision === 'approve' ? 'approved' : 'denied', by, now, id, now).changes))
+      const changed = await guard(() => Number(decide.run(decision === 'approve' ? 'approved' : 'denied', by.name, JSON.stringify(by.roles), now, id, now).changes))
       const approval = await read(id, now)
       if (changed === 1 && approval) return { ok: true, approval }
       return { ok: false, reason: approval ? 'final' : 'not_found', approval }
     },
     close: () => db.close(),
   }
+}
+
+/** Why an approved approval passed over by take does not count, for the held call's answer and record. */
+function untrustedSaid(row: Row): string {
+  const roles = JSON.parse(row.decided_roles ?? '[]') as string[]
+  const which = roles.length === 1 ? `${roles[0]} is not` : `none of ${roles.join(', ')} is`
+  return `Approval ${row.id}, approved by ${row.decided_by ?? 'an approver'} as ${roles.join(', ')}, does not count: ${which} among this tool's approvers now.`
 }
 
 function fromRow(row: Row): Approval {

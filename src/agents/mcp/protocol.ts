@@ -150,13 +150,16 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   }
   let taken: Approval | null = null
   if (rule && deps.approvals) {
-    const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
-    taken = await deps.approvals.take(call)
+    const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256, approvers: rule.approvers }
+    // Taken only if decided by a role the rule names now; else why an approved one does not count.
+    const took = await deps.approvals.take(call)
+    taken = took.approval
+    const untrusted = took.untrusted === null ? '' : `${took.untrusted} `
     if (!taken) {
       // Held, not run: the route's limits are charged here, or a looping agent files pending
       // approvals without end (the pipeline charges a call that runs).
       const charged = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : await deps.chargeServer(caller, entry.target.server.config.name)
-      const approval = charged ? null : await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
+      const approval = charged ? null : await deps.approvals.request({ ...call, ttlMs: rule.ttl })
       if (approval === null) {
         const refused = charged?.error ?? new GatewayError('quota_exceeded', {
           detail: `${caller.identity.sub} has ${MAX_PENDING_PER_CALLER} tool calls waiting for approval already: a new one is filed once approvers decide some, or they expire.`,
@@ -168,10 +171,10 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       }
       deps.audit(auditFacts(caller, facts, mcp.path, started, {
         route: `mcp:${name}`, status: 202, decision: 'deny', code: 'approval_pending', statement: verdict.decision.statement?.sid ?? null,
-        note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
+        note: `${untrusted}Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
       }))
       const pending = { status: 'pending_approval', approval_id: approval.id, expires_at: approval.expires_at }
-      const content: CallToolResult['content'] = [{ type: 'text', text: `${JSON.stringify(pending)}\nThis call needs approval by ${rule.approvers.join(' or ')}: ${deps.approveHint(approval.id)}. Call the tool again with the same arguments once it is approved.` }]
+      const content: CallToolResult['content'] = [{ type: 'text', text: `${JSON.stringify(pending)}\n${untrusted}This call needs approval by ${rule.approvers.join(' or ')}: ${deps.approveHint(approval.id)}. Call the tool again with the same arguments once it is approved.` }]
       // A tool with an outputSchema: clients check a result's structuredContent against it, and
       // refuse one without it, so the SDK threw at the agent, which never saw the approval (a
       // probe). Only an error result is exempt: the same text says the call is pending.
