@@ -97,7 +97,7 @@ export interface Runtime {
   readonly mcp: CompiledMcp | null
   /** This config's signers, set by prepare before the swap: a request signs with its own runtime's, whatever a later reload sets. */
   readonly signing: RuntimeSigning
-  /** The credential names this runtime withholds from upstreams: the process's until now, and its own (adoptCredentialNames). */
+  /** The credential names this runtime withholds from upstreams: the process's until now, and its own (putInForce). */
   readonly credentialNames: CredentialNames
 }
 
@@ -108,13 +108,17 @@ export interface CredentialNames {
 }
 
 /**
- * A runtime that serves: its credential names join the process's, withheld by every later config
- * (a rename keeps the old name withheld). Only then: a refused reload's names were withheld from
- * upstreams until a restart, and an upstream's own header or cookie of that name with them.
+ * A runtime that serves (at start, at a reload's commit): what it changes in the process's shared
+ * state takes effect only now. Its credential names join the process's, withheld by every later
+ * config (a rename keeps the old name withheld), and its sign_in.session.idle becomes the session
+ * store's. At compile, a refused reload's names were withheld from upstreams until a restart, and
+ * its shorter idle timeout ended sessions for good (the store keeps a shortened timeout's cutoff).
  */
-export function adoptCredentialNames(deps: CompileDeps, runtime: Runtime): void {
+export function putInForce(deps: CompileDeps, runtime: Runtime): void {
   for (const name of runtime.credentialNames.sessionCookies) deps.sessionCookieNames.add(name)
   for (const name of runtime.credentialNames.apiKeyHeaders) deps.apiKeyHeaders.add(name)
+  const session = runtime.config.sign_in?.session
+  if (session) runtime.signIn?.store.idle.set(session.idle)
 }
 
 /** The keys a runtime signs with: X-Bouncer-Assertion, and the tokens POST /oauth2/token issues. */
@@ -138,7 +142,7 @@ export interface CompileDeps {
   /**
    * Every name sign_in.cookie.name has had in a config that served in this process, and the
    * console's cookie once it signed people in: a reload that renames the cookie, or removes
-   * sign_in, keeps withholding the old one from upstreams (adoptCredentialNames).
+   * sign_in, keeps withholding the old one from upstreams (putInForce).
    */
   sessionCookieNames: Set<string>
   /** Every api_keys.header a config that served in this process has had, folded: a reload's rename keeps withholding the old one. */
@@ -153,21 +157,38 @@ export interface CompileDeps {
 /**
  * Puts the current secret values where the config references them: every upstream's configured
  * headers, the introspecting issuer's client secret, each function's environment. At compile and
- * after every refresh.
+ * after every refresh. `held`: objects runtimes that serve share with this one (heldResources),
+ * left as they are: a reload's prepare wrote the new config's values into them before its commit,
+ * and live requests sent them (its commit applies them, at the swap).
  */
-export function applySecretValues(runtime: Runtime, resolve: (template: string) => string): void {
+export function applySecretValues(runtime: Runtime, resolve: (template: string) => string, held?: ReadonlySet<object>): void {
+  const own = (resource: object) => held === undefined || !held.has(resource)
   for (const upstream of runtime.upstreams.values()) {
-    setResolvedHeaders(upstream, resolve)
+    if (own(upstream)) setResolvedHeaders(upstream, resolve)
   }
-  for (const source of runtime.datasources.values()) source.applySecrets(resolve)
-  if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
+  for (const source of runtime.datasources.values()) if (own(source)) source.applySecrets(resolve)
+  if (runtime.introspection && own(runtime.introspection)) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
+  // Each compile's own: never shared.
   const signInSecret = runtime.config.sign_in?.client_secret
   if (signInSecret !== undefined) {
     if (runtime.signIn) runtime.signIn.clientSecret = resolve(signInSecret)
     if (runtime.consoleSignIn) runtime.consoleSignIn.clientSecret = resolve(signInSecret)
   }
-  runtime.mcp?.applySecrets(resolve)
-  for (const pool of runtime.functions.values()) pool.applySecrets(resolve)
+  runtime.mcp?.applySecrets(resolve, own)
+  for (const pool of runtime.functions.values()) if (own(pool)) pool.applySecrets(resolve)
+}
+
+/** What these runtimes hold that a later compile may share (registries give equal settings one object): secret values go in them. */
+export function heldResources(runtimes: Iterable<Runtime>): Set<object> {
+  const held = new Set<object>()
+  for (const runtime of runtimes) {
+    for (const upstream of runtime.upstreams.values()) held.add(upstream)
+    for (const source of runtime.datasources.values()) held.add(source)
+    for (const pool of runtime.functions.values()) held.add(pool)
+    if (runtime.introspection) held.add(runtime.introspection)
+    for (const server of runtime.mcp?.servers ?? []) held.add(server)
+  }
+  return held
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
@@ -239,7 +260,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   // and it went on to the upstream as an ordinary header: a probe), as with the session cookie.
   const withheldHeaders = new Set(deps.apiKeyHeaders)
   if (config.api_keys) withheldHeaders.add(foldHeaderName(config.api_keys.header.toLowerCase()))
-  // Copies: the process's sets take this config's names only once it serves (adoptCredentialNames).
+  // Copies: the process's sets take this config's names only once it serves (putInForce).
   const sessionCookies = new Set(deps.sessionCookieNames)
   const signIn = compileSignIn(config, issuerKeys, deps, sessionCookies)
   const consoleSignIn = compileConsoleSignIn(config, issuerKeys, deps, sessionCookies)

@@ -5,7 +5,7 @@ import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
 import { createExchangeKeys, EXCHANGE_KEY, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
 import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig, type TlsMaterial } from '../config/index.ts'
-import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { applySecretValues, compileRuntime, heldResources, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
 import { keepSigningKey, openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, SigningKeyError, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
@@ -54,6 +54,8 @@ export interface PrepareDeps {
   runningExchangeKeys?: () => ExchangeKeys | null
   /** The running config's secrets, whose scheduled rotations a reload's go on with (none at start). */
   runningSecrets?: () => SecretsRuntime | null
+  /** The runtimes that serve now (the running one, those replaced still draining): what they share with a reload's is not written before its commit. */
+  servingRuntimes?: () => Iterable<Runtime>
 }
 
 /**
@@ -76,7 +78,10 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
   try {
     runtime = compileRuntime(next.config, deps.compile, generation, tls?.clientCrls)
     compiled?.(runtime)
-    applySecretValues(runtime, secrets.resolve)
+    // Not into what the serving runtimes share with it: live requests sent this config's values
+    // before it was swapped in (held in a signing key's lock, or for every server.workers worker to
+    // prepare), and a refused reload's had to be put back. The commit applies them (reload.ts).
+    applySecretValues(runtime, secrets.resolve, deps.servingRuntimes ? heldResources(deps.servingRuntimes()) : undefined)
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = await signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)
     runtime.signing.exchangeKeys = await exchangeKeysFor(next.config, secrets, deps.keys, logger, deps.runningExchangeKeys?.() ?? null)

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig, type TlsMaterial } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
-import { adoptCredentialNames, applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
+import { putInForce, applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
@@ -121,7 +121,6 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       prepared = await prepare({ ...next, config: next.config }, deps, generation, tls?.material, inUse)
     } catch (err) {
       if (compiled) preparing.delete(compiled)
-      restoreRunningSecrets()
       // What the config acquired before it failed, whatever failed: a store that could not take a new
       // key (not a config error) left a new function's worker threads, pools and clients running.
       retireInBackground()
@@ -137,7 +136,6 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     /** What the prepared config opened closes (the running config's resources stay). */
     const abort = () => {
       preparing.delete(runtime)
-      restoreRunningSecrets()
       if (prepared.secrets !== live.secrets) void prepared.secrets.close()
       runtime.mcp?.detach()
       retireInBackground()
@@ -158,8 +156,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       const atRestart = restartOnlyChanges(started, config)
       for (const line of atRestart) logger.warn(line)
       runtime.mcp?.takeSessions()
+      // Its values into what it shares with the running config too, at the swap (prepare left
+      // those as they were): a refresh of the running store meanwhile wrote that store's in.
+      applySecretValues(runtime, prepared.secrets.resolve)
       state.runtime = runtime // the swap: new requests see the new runtime from here on
-      adoptCredentialNames(compile, runtime)
+      putInForce(compile, runtime)
       state.reloadRefused = null
       // Keys kept from the running config are fetched again now: a reload is how an operator has a
       // key the provider withdrew (a compromised one) stop being honoured, cached tokens included.
@@ -188,15 +189,6 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       return { ok: true, generation: runtime.generation, warnings }
     }
     return { ok: true, tlsFiles: tls ? tlsFilesDigest(tls.material, runtime) : null, commit, abort }
-  }
-
-  /**
-   * Pools and datasources a new config keeps unchanged are the running config's own objects, and
-   * prepare wrote the new store's values into them: a refused or aborted reload put them back, or
-   * the running config sent the refused one's credentials (found by an adversarial probe).
-   */
-  function restoreRunningSecrets(): void {
-    applySecretValues(state.runtime, live.secrets.resolve)
   }
 
   /**

@@ -5,7 +5,7 @@ import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { changeSignerOf, createAuditLog, instanceIdOf, releaseAuditSpills, type AuditLog } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
-import { adoptCredentialNames, createGatewayServer, createInternalDispatch, createRuntimeDeps, createTunnelRegistry, type GatewayServer, type GatewayState, type Runtime } from '../gateway/index.ts'
+import { putInForce, createGatewayServer, createInternalDispatch, createRuntimeDeps, createTunnelRegistry, type GatewayServer, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
@@ -133,6 +133,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     runningSigner: () => runningState?.runtime.signing.assertions ?? null,
     runningExchangeKeys: () => runningState?.runtime.signing.exchangeKeys ?? null,
     runningSecrets: () => (runningState ? live.secrets : null),
+    servingRuntimes: () => (runningState ? [runningState.runtime, ...live.replaced.keys()] : []),
   }
 
   /**
@@ -165,7 +166,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     return failedStart(err, { secrets: first.secrets })
   }
   first.runtime.mcp?.takeSessions()
-  adoptCredentialNames(prepareDeps.compile, first.runtime)
+  putInForce(prepareDeps.compile, first.runtime)
   const state: GatewayState = {
     runtime: first.runtime,
     logger,

@@ -81,8 +81,8 @@ export interface CompiledMcp {
   readonly servers: readonly UpstreamMcpServer[]
   /** Queues an audit record (an approval decided). */
   readonly audit: RecordAudit
-  /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
-  applySecrets(resolve: (template: string) => string): void
+  /** Puts resolved secret values in the servers' headers (at compile and after each refresh); `own`: false for a server to leave as it is (shared with a runtime that serves). */
+  applySecrets(resolve: (template: string) => string, own?: (server: UpstreamMcpServer) => boolean): void
   /**
    * Takes this path's 2025-era sessions from the registry and serves them from this runtime: called
    * when the runtime is swapped in, so a request of this runtime finds them even after a later
@@ -177,9 +177,10 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
       detached = true
       for (const unsubscribe of unsubscribes?.splice(0) ?? []) unsubscribe()
     },
-    applySecrets(resolve) {
+    applySecrets(resolve, own = () => true) {
       mcp.servers.forEach((config, i) => {
         const server = servers[i] as UpstreamMcpServer
+        if (!own(server)) return
         server.headers = Object.fromEntries(Object.entries(config.headers).map(([name, value]) => [name, resolve(value)]))
       })
     },
