@@ -1,6 +1,6 @@
 // Session stores live as long as their settings: a reload that keeps sign_in.session.store keeps
 // every session (the memory store's included), whatever it does to session.idle (the store takes
-// the new timeout). `offline` (bouncer explain) opens nothing.
+// the new timeout once that config serves). `offline` (bouncer explain) opens nothing.
 import { createSharedResources, type SharedResources } from '../../collections/index.ts'
 import type { SessionStoreConfig } from '../../config/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
@@ -41,12 +41,7 @@ export function createSessionStoreRegistry(logger: Logger, loading: KeyLoading):
     },
     close: (store) => store.close(),
   })
-  return {
-    ...stores,
-    acquire(settings) {
-      const store = stores.acquire(settings)
-      store.idle.set(settings.idle)
-      return store
-    },
-  }
+  // The idle timeout is set when the config that names it serves (gateway/compile.ts putInForce),
+  // not here at its compile: a refused reload's shorter one ended sessions for good.
+  return stores
 }

@@ -23,6 +23,8 @@ describe('the session store registry', () => {
     await put(ben, now - 90 * 60_000)
 
     expect(registry.acquire({ store: { type: 'memory' }, idle: 2 * HOUR })).toBe(store)
+    // The new timeout is the store's once the config that names it serves (gateway/compile.ts putInForce).
+    store.idle.set(2 * HOUR)
     // Ann unused for 65 minutes now: past the old timeout, within the new one she was live to take.
     await vi.advanceTimersByTimeAsync(15 * 60_000)
     expect(store.get(ann)).toBeDefined()
@@ -30,6 +32,7 @@ describe('the session store registry', () => {
     expect(store.get(ben)).toBeUndefined()
 
     expect(registry.acquire({ store: { type: 'memory' }, idle: HOUR })).toBe(store)
+    store.idle.set(HOUR)
     await vi.advanceTimersByTimeAsync(61_000)
     expect(store.get(ann)).toBeUndefined()
     await registry.closeAll()
