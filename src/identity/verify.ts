@@ -23,6 +23,7 @@ import { ClientCertFieldError } from './client-cert-field.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
+import { principalNameProblem } from './principal-name.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
 import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, untrustedProviderRefusal, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
@@ -176,6 +177,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const verified = identityFromClaims(rule.config, claims)
     const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : delegatedIdentity(verified, claims, issuerNameOf)
     if (identity === null) throw namesNoActor()
+    checkActorNames(identity)
     const untrusted = rule.own ? untrustedProviderRefusal(identity, (iss) => providers.has(iss)) : null
     if (untrusted !== null) throw unauthorized('issuer_unknown', untrusted)
     // A cached verification lives at most one key refresh, and is dropped when a refresh finds a
@@ -197,6 +199,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (acting === undefined) {
       const delegated = delegatedIdentity(identity, identity.claims, issuerNameOf)
       if (delegated === null) throw namesNoActor()
+      checkActorNames(delegated)
       acting = delegated
       withActor.set(identity, acting)
     }
@@ -375,6 +378,14 @@ export function unauthorized(code: ErrorCode, detail: string): GatewayError {
   return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${oauthErrorText(detail)}"` } })
 }
 
+/** An agent's names go where the principal's do (principal-name.ts): bounded as theirs are. */
+function checkActorNames(identity: Identity): void {
+  const actor = identity.actor
+  if (!actor) return
+  const problem = principalNameProblem('act.sub', actor.sub) ?? principalNameProblem('act.client_id', actor.clientId) ?? principalNameProblem('act.iss', actor.iss)
+  if (problem !== null) throw unauthorized('malformed_token', problem)
+}
+
 /** The refusal of an `act` claim that names nobody, here and in explain (gateway/explain.ts). */
 export const NAMES_NO_ACTOR = 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).'
 
@@ -517,6 +528,8 @@ export function identityFromClaims(config: IssuerConfig, payload: JWTPayload): I
   const clientId = [payload.client_id, payload.azp, payload.appid, payload.cid].find(namesSomeone) ?? null
   const sub = namesSomeone(payload.sub) ? payload.sub : clientId
   if (sub === null) throw unauthorized('claim_missing', 'The token has no sub, client_id or azp claim (an empty one counts as none): it names no principal.')
+  const problem = principalNameProblem('sub', sub) ?? principalNameProblem('client_id', clientId)
+  if (problem !== null) throw unauthorized('malformed_token', problem)
   return Object.freeze({
     issuerName: config.name,
     iss: config.issuer,

@@ -28,6 +28,7 @@ import { MAX_CHAIN_DEPTH, verifyCertificatePath } from './certificate-path.ts'
 import { ClientCertFieldError, parseClientCertChainField, parseClientCertField } from './client-cert-field.ts'
 import { checkOrigin, forgeable, publicOrigin, type OriginSettings } from './origin.ts'
 import type { PresentedCertificate } from './verify.ts'
+import { MAX_PRINCIPAL_NAME_BYTES } from './principal-name.ts'
 
 /** An x509 issuer: its name (trust rules' `issuer`) and the CA certificates it vouches for. */
 export interface X509Issuer {
@@ -88,7 +89,7 @@ interface Trust {
 }
 
 /** SPIFFE ID §2.3: implementations support IDs of up to 2048 bytes, and should not make longer ones. */
-const MAX_SUBJECT_BYTES = 2048
+const MAX_SUBJECT_BYTES = MAX_PRINCIPAL_NAME_BYTES
 
 /** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
