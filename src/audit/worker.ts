@@ -443,7 +443,11 @@ port.on('message', (message: ToWorker) => {
   }
 })
 
-/** The log said the spill files were full, and they have not emptied since: said once per filling. */
+/**
+ * The log said the spill files were full, and they have not emptied since (nor has every sink come
+ * back): said once per filling. Not again each time a replay's released segment takes the files
+ * under the cap and the records still spilled behind it fill them again: one line per segment.
+ */
 let saidFull = false
 
 function stats(): WorkerStats {
@@ -453,9 +457,11 @@ function stats(): WorkerStats {
   for (const spill of adoptedSpills) spillBytes += spill.size()
   // Said whichever look saw it first: the second's stats or an append's (noteSpillFull). Said by
   // noteSpillFull alone, a filling the stats saw first went unlogged (a test, on a loaded machine).
-  if (spillFull !== saidFull) {
-    saidFull = spillFull
-    if (spillFull) sayFull(spillBytes)
+  if (spillFull && !saidFull) {
+    saidFull = true
+    sayFull(spillBytes)
+  } else if (saidFull && !spillFull && (own === 0 || runners.every((runner) => runner.up))) {
+    saidFull = false
   }
   return {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),

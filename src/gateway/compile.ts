@@ -109,12 +109,13 @@ export interface CredentialNames {
 
 /**
  * A runtime that serves (at start, at a reload's commit): what it changes in the process's shared
- * state takes effect only now. Its credential names join the process's, withheld by every later
+ * state takes effect only now. Its MCP endpoint takes its path's sessions; its credential names join the process's, withheld by every later
  * config (a rename keeps the old name withheld), and its sign_in.session.idle becomes the session
  * store's. At compile, a refused reload's names were withheld from upstreams until a restart, and
  * its shorter idle timeout ended sessions for good (the store keeps a shortened timeout's cutoff).
  */
 export function putInForce(deps: CompileDeps, runtime: Runtime): void {
+  runtime.mcp?.takeSessions()
   for (const name of runtime.credentialNames.sessionCookies) deps.sessionCookieNames.add(name)
   for (const name of runtime.credentialNames.apiKeyHeaders) deps.apiKeyHeaders.add(name)
   const session = runtime.config.sign_in?.session
@@ -141,8 +142,8 @@ export interface CompileDeps {
   sessionStores: SessionStoreRegistry
   /**
    * Every name sign_in.cookie.name has had in a config that served in this process, and the
-   * console's cookie once it signed people in: a reload that renames the cookie, or removes
-   * sign_in, keeps withholding the old one from upstreams (putInForce).
+   * console's cookie once a config with the console's sign-in served: a reload that renames the
+   * cookie, or removes sign_in, keeps withholding the old one from upstreams (putInForce).
    */
   sessionCookieNames: Set<string>
   /** Every api_keys.header a config that served in this process has had, folded: a reload's rename keeps withholding the old one. */

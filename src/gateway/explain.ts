@@ -11,7 +11,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { describeClaimMismatch, withheldHeld, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
 import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
-  apiKeyVerifier, boundCertificate, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, untrustedProviderRefusal, valueNestsTooDeep,
+  actorNameProblem, apiKeyVerifier, boundCertificate, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, untrustedProviderRefusal, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type Introspector, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -489,6 +489,11 @@ export function identityOf(issuers: readonly IssuerConfig[], request: ExplainReq
     return { identity: null, problems, described }
   }
   identity = acting
+  const actorName = actorNameProblem(identity)
+  if (actorName !== null) {
+    problems.push({ code: 'malformed_token', detail: actorName })
+    return { identity: null, problems, described }
+  }
   const untrusted = issuer.name === EXCHANGE_ISSUER ? untrustedProviderRefusal(identity, (iss) => issuerNameOf(iss) !== undefined) : null
   if (untrusted !== null) problems.push({ code: 'issuer_unknown', detail: untrusted })
   described.sub = identity.sub

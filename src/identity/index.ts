@@ -1,5 +1,6 @@
 export { createIssuerRegistry, keyWithdrawals, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from './issuers.ts'
 export { boundCertificate, checkClaims, checkIntrospectedClaims, checkWithoutKey, createTokenVerifier, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, type PresentedCertificate, type TokenVerifier } from './verify.ts'
+export { actorNameProblem } from './principal-name.ts'
 export { findDrift, describeDrift } from './drift.ts'
 export {
   bearerVerifier, createAuthenticator, CredentialRefused, rawHeader, unprovenCredential, UnprovenRefusal,

@@ -6,11 +6,20 @@
 // not be URI-encoded as the Redis session store's key (a 503 blaming Redis, the person unable ever
 // to sign in) and was folded to U+FFFD elsewhere, two subjects as one.
 
+import type { Identity } from '../request/index.ts'
+
 /** SPIFFE ID §2.3's bound (a workload's name, x509.ts): the longest name a principal may have. */
 export const MAX_PRINCIPAL_NAME_BYTES = 2048
 
 /** UTF-16 units that cannot reach MAX_PRINCIPAL_NAME_BYTES in UTF-8 (3 bytes each at most): the byte count is skipped. */
 const SURELY_SHORT = Math.floor(MAX_PRINCIPAL_NAME_BYTES / 3)
+
+/** Why the agent a token names (its `act`) cannot be named so; null when it can, or there is none. */
+export function actorNameProblem(identity: Identity): string | null {
+  const actor = identity.actor
+  if (!actor) return null
+  return principalNameProblem('act.sub', actor.sub) ?? principalNameProblem('act.client_id', actor.clientId) ?? principalNameProblem('act.iss', actor.iss)
+}
 
 /** Why `value`, the credential's `claim`, cannot name a principal; null when it can (or is absent). */
 export function principalNameProblem(claim: string, value: string | null | undefined): string | null {

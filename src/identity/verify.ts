@@ -23,7 +23,7 @@ import { ClientCertFieldError } from './client-cert-field.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
-import { principalNameProblem } from './principal-name.ts'
+import { actorNameProblem, principalNameProblem } from './principal-name.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
 import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, untrustedProviderRefusal, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
@@ -380,9 +380,7 @@ export function unauthorized(code: ErrorCode, detail: string): GatewayError {
 
 /** An agent's names go where the principal's do (principal-name.ts): bounded as theirs are. */
 function checkActorNames(identity: Identity): void {
-  const actor = identity.actor
-  if (!actor) return
-  const problem = principalNameProblem('act.sub', actor.sub) ?? principalNameProblem('act.client_id', actor.clientId) ?? principalNameProblem('act.iss', actor.iss)
+  const problem = actorNameProblem(identity)
   if (problem !== null) throw unauthorized('malformed_token', problem)
 }
 

@@ -155,12 +155,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       const previous = state.runtime
       const atRestart = restartOnlyChanges(started, config)
       for (const line of atRestart) logger.warn(line)
-      runtime.mcp?.takeSessions()
       // Its values into what it shares with the running config too, at the swap (prepare left
       // those as they were): a refresh of the running store meanwhile wrote that store's in.
       applySecretValues(runtime, prepared.secrets.resolve)
-      state.runtime = runtime // the swap: new requests see the new runtime from here on
       putInForce(compile, runtime)
+      state.runtime = runtime // the swap: new requests see the new runtime from here on
       state.reloadRefused = null
       // Keys kept from the running config are fetched again now: a reload is how an operator has a
       // key the provider withdrew (a compromised one) stop being honoured, cached tokens included.

@@ -165,7 +165,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   } catch (err) {
     return failedStart(err, { secrets: first.secrets })
   }
-  first.runtime.mcp?.takeSessions()
   putInForce(prepareDeps.compile, first.runtime)
   const state: GatewayState = {
     runtime: first.runtime,

@@ -118,6 +118,16 @@ describe('explain of a token with many groups', () => {
   })
 })
 
+describe('explain of claims naming a principal or agent past the bound (principal-name.ts)', () => {
+  // The gateway refuses a sub, client_id or act name over 2,048 bytes; explain checked the principal's
+  // names and not the agent's (a review): it allowed what the gateway answers 401.
+  it('a sub or an act.sub of more than 2,048 bytes is 401 malformed_token, as the gateway answers it', async () => {
+    expect((await explain({ claims: { sub: 's'.repeat(2_100) } })).decision).toMatchObject({ status: 401, code: 'malformed_token' })
+    expect((await explain({ claims: { sub: 'alice', act: { sub: 'a'.repeat(2_100) } } })).decision).toMatchObject({ status: 401, code: 'malformed_token' })
+    expect((await explain({ claims: { sub: 'alice', act: { sub: 'agent' } } })).decision).toMatchObject({ status: 200 })
+  })
+})
+
 describe('explain of a token pasted with white space around it', () => {
   // A header's value loses the white space around it on the wire (RFC 9110 §5.5): the gateway
   // answers such a token as the token; explain called it malformed (an adversarial probe).

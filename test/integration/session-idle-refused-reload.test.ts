@@ -77,6 +77,7 @@ it('a refused reload\'s shorter session.idle ends no session: one idle 10 minute
   })
   const refused = await reload()
   expect(refused.status, refused.body).toBe(422)
+  expect(refused.body).toContain('admin.read_token has the same value as admin.token') // refused after its compile
 
   await gateway.writeConfig(config('1h'))
   const served = await reload()

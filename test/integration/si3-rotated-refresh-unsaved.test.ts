@@ -92,7 +92,7 @@ describe('a rotated refresh token the store could not save', { timeout: 60_000 }
   // reload, the next request refreshed with the spent token, and the person was signed out.
   it('is kept across a reload: the next request after it saves the session, and the provider is not asked again', async () => {
     const { client, id, store, record } = await unsavedRefresh()
-    await gateway.reload()
+    expect(await gateway.reload()).toMatchObject({ ok: true }) // a new sign-in compiled, as every reload's
     expect(gateway.state.runtime.signIn!.store).toBe(store) // the same store: its unsaved sessions stay
     const refreshes = idp.tokenRequests
     const back = await client.request(`${gateway.url}/people/report`, { html: false })

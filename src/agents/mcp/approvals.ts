@@ -127,14 +127,16 @@ export function openApprovalStore(path: string): ApprovalStore {
   }
   const { prepare } = storeFile(db, path, { the: 'the approvals store', a: 'an approvals store' }, (message, cause) => new ApprovalStoreError(message, { cause }))
   const byId = prepare('SELECT * FROM approvals WHERE id = ?')
-  const openFor = prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
+  /** Exactly this call (tool, caller, arguments), of this status, unexpired: bound as callOf gives them. */
+  const theCall = 'tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = ? AND expires_at > ?'
+  const openFor = prepare(`SELECT * FROM approvals WHERE ${theCall} ORDER BY created_at DESC LIMIT 1`)
   // NULL decided_roles (decided before the column, or by an instance of an earlier version sharing the
   // file) are honoured, as they were: such approvals last one ttl, and holding them all at the upgrade
   // would have stopped every approved call, and every one a not yet upgraded instance approves.
-  const approvedFor = prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ?
+  const approvedFor = prepare(`SELECT id FROM approvals WHERE ${theCall}
     AND (decided_roles IS NULL OR EXISTS (SELECT 1 FROM json_each(decided_roles) AS d, json_each(?) AS a WHERE d.value = a.value)) ORDER BY created_at LIMIT 1`)
   // With none of those, any approved one left for the call was decided by roles the rule dropped.
-  const untrustedFor = prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
+  const untrustedFor = prepare(`SELECT * FROM approvals WHERE ${theCall} ORDER BY created_at DESC LIMIT 1`)
   const pendingOf = prepare(`SELECT count(*) AS n FROM approvals WHERE issuer = ? AND subject = ? AND actor IS ? AND status = 'pending' AND expires_at > ?`)
   const use = prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
   const unuse = prepare(`UPDATE approvals SET status = 'approved' WHERE id = ? AND status = 'used' AND expires_at > ?`)
@@ -162,7 +164,7 @@ export function openApprovalStore(path: string): ApprovalStore {
       return await guard(() => {
         const filed = inTransaction(db, (): Row | null => {
           expire.run(now)
-          const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
+          const open = openFor.get(...callOf(call, 'pending', now)) as Row | undefined
           if (open) return open
           if (Number((pendingOf.get(call.issuer, call.subject, call.actor, now) as { n: number }).n) >= MAX_PENDING_PER_CALLER) return null
           const id = randomUUID()
@@ -177,7 +179,7 @@ export function openApprovalStore(path: string): ApprovalStore {
       // approval decided by roles a reload took out of the rule is left approved, not used: it
       // counts again if a later config names one of them, until it expires.
       const taken = await guard((): { id: string } | { untrusted: Row | null } => {
-        const key = [call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now] as const
+        const key = callOf(call, 'approved', now)
         const found = approvedFor.get(...key, JSON.stringify(call.approvers)) as { id: string } | undefined
         if (found && Number(use.run(found.id, now).changes) === 1) return { id: found.id }
         return { untrusted: found ? null : ((untrustedFor.get(...key) as Row | undefined) ?? null) }
@@ -203,6 +205,11 @@ export function openApprovalStore(path: string): ApprovalStore {
     },
     close: () => db.close(),
   }
+}
+
+/** The values theCall binds, in its order. */
+function callOf(call: Omit<NewApproval, 'approvers' | 'ttlMs'>, status: ApprovalStatus, now: number) {
+  return [call.tool, call.issuer, call.subject, call.actor, call.argsSha256, status, now] as const
 }
 
 /** Why an approved approval passed over by take does not count, for the held call's answer and record. */

@@ -33,6 +33,9 @@ export interface MemorySessionStoreOptions {
   readonly maxBytes?: number
 }
 
+/** What a session holds, as JSON: measured at sign-in and refresh, never per request. */
+const sizeOf = (record: SessionRecord): number => JSON.stringify(record).length
+
 interface Entry {
   readonly record: SessionRecord
   readonly bytes: number
@@ -95,7 +98,7 @@ export function openMemorySessionStore(idleMs: number, options: MemorySessionSto
     get: (id) => sessions.get(id)?.record,
     async put(record) {
       forget(record.id)
-      keep(record, JSON.stringify(record).length)
+      keep(record, sizeOf(record))
       const person = personOf(record)
       let ids = byPerson.get(person)
       if (ids === undefined) byPerson.set(person, (ids = new Set()))
@@ -106,7 +109,7 @@ export function openMemorySessionStore(idleMs: number, options: MemorySessionSto
     async update(record) {
       if (!sessions.has(record.id)) return false
       // A refresh may bring more claims (groups): measured again.
-      keep(record, JSON.stringify(record).length)
+      keep(record, sizeOf(record))
       makeRoom()
       return true
     },
