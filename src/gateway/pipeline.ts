@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, headerMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, targetPath, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, lingerAtClose, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, headerMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, targetPath, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput } from '../identity/index.ts'
 import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -635,10 +635,12 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     state.logger.error({ err: error.cause, request_id: ctx.id, trace_id: ctx.trace.traceId, route: ctx.route?.id }, 'request failed unexpectedly')
   }
   const { req, res } = ctx
-  // A body we did not read is not worth draining: close the connection after the answer. On
-  // HTTP/2 the stream alone is reset once the answer is out (below): its other streams go on.
+  // A body we did not read is not worth draining: close the connection after the answer, once the
+  // client has had the time to read it (lingerAtClose). On HTTP/2 the stream alone is reset once
+  // the answer is out (below): its other streams go on.
   if (!ctx.http2 && !req.complete && hasBody(ctx.headers)) {
     if (!res.headersSent) res.setHeader('connection', 'close')
+    if (ctx.internal === undefined) lingerAtClose(req.socket)
   }
   setAnswerHeaders(ctx)
   // The asking request's own method, not ctx.method: forward-auth's is the described request's, and

@@ -12,5 +12,5 @@ export { clearCookie, hasCookie, readCookie, setCookie, withoutCookies, withoutS
 export { HTTP2_SINGLE_VALUE_FIELDS, keepFirstOfSingleValues } from './http2-fields.ts'
 export { drainedOrClosed } from './backpressure.ts'
 export { bodyStillArriving, resetAfterAnswer } from './unread-body.ts'
-export { closeAfterLinger, endAfterAnswer } from './linger.ts'
+export { closeAfterLinger, endAfterAnswer, lingerAtClose } from './linger.ts'
 export { nodeHttp } from './node-http.ts'

@@ -3,6 +3,7 @@
 // ever: no timer of node:http's watches a raw or upgraded socket. It is closed after a linger, as
 // nginx's lingering_timeout does.
 
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 
 /** How long an answered connection may stay for its peer to read the answer and close. */
@@ -19,4 +20,18 @@ export function closeAfterLinger(socket: Duplex): void {
 export function endAfterAnswer(socket: Duplex): void {
   socket.end()
   closeAfterLinger(socket)
+}
+
+/**
+ * For an answer that goes before the request's body was read (a 413, a 408, a refusal): node:http
+ * closes the socket as soon as the answer is written (destroySoon). A client still sending its body
+ * met a closed socket, and the reset its next bytes drew discarded what it had received and not yet
+ * read, the answer with it: it saw EPIPE or ECONNRESET, never why (nginx's lingering_close is for
+ * this). Half-closed instead: the rest of the body is read and dropped (node:http dumps it) until
+ * the client closes, or the linger ends.
+ */
+export function lingerAtClose(socket: Socket): void {
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    endAfterAnswer(this)
+  }
 }

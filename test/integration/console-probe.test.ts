@@ -17,8 +17,9 @@ import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'console-probe-admin-token-0123456789'
 const LONG_PATH = `/sales/daily/${'p'.repeat(2048)}`
-const LONG_SUBJECT = `looker-${'s'.repeat(3000)}`
-const LONG_STRANGER = 'n'.repeat(3000)
+// The longest names a token may give its principal (2,048 bytes: identity/principal-name.ts).
+const LONG_SUBJECT = `looker-${'s'.repeat(2_041)}`
+const LONG_STRANGER = 'n'.repeat(2_048)
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -51,7 +52,7 @@ beforeAll(async () => {
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
   const now = Math.floor(Date.now() / 1000)
   const statuses = [
-    await get(LONG_PATH, await idp.mint({ sub: LONG_SUBJECT })), // allowed: a 2 KB path, a 3 KB subject
+    await get(LONG_PATH, await idp.mint({ sub: LONG_SUBJECT })), // allowed: a 2 KB path, a 2 KB subject
     await get(LONG_PATH, await idp.mint({ sub: LONG_STRANGER })), // no role: denied with both
     await get('/sales/daily/eu', await idp.mint({ sub: 'looker-late', iat: now - 600, exp: now - 300 })), // token_expired
     await get('/sales/daily/eu'), // missing_token

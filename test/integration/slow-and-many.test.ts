@@ -305,6 +305,8 @@ describe('slow and many', () => {
     console.log('tricklers closed', {
       headers: { ...spread(headers.map((a) => a.closedAt), started), with_408: headers.filter((a) => statusOf(a) === 408).length },
       bodies: { ...spread(bodies.map((a) => a.closedAt), started), with_408: bodies.filter((a) => statusOf(a) === 408).length },
+      // What those without a 408 got (status 0: nothing; then the first bytes), when any did.
+      others: Object.entries(Object.groupBy([...headers, ...bodies].filter((a) => statusOf(a) !== 408), (a) => `${statusOf(a)} ${JSON.stringify(a.received.slice(0, 40))}`)).map(([k, v]) => `${v?.length}× ${k}`).slice(0, 5),
     })
     expect(headers.every((a) => a.closedAt !== null && statusOf(a) === 408)).toBe(true)
     expect(bodies.every((a) => a.closedAt !== null && statusOf(a) === 408)).toBe(true)
