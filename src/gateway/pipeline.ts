@@ -640,7 +640,7 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
   // the answer is out (below): its other streams go on.
   if (!ctx.http2 && !req.complete && hasBody(ctx.headers)) {
     if (!res.headersSent) res.setHeader('connection', 'close')
-    if (ctx.internal === undefined) lingerAtClose(req.socket)
+    if (ctx.internal === undefined) lingerAtClose(req.socket, req)
   }
   setAnswerHeaders(ctx)
   // The asking request's own method, not ctx.method: forward-auth's is the described request's, and

@@ -132,8 +132,10 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
    * connection that does not pipeline pays one promise per request.
    */
   const inTurn = (socket: Socket & { [IN_TURN]?: Turns }, req: IncomingMessage, res: ServerResponse) => {
-    // The rest of a read whose connection was closed below (node:http goes on parsing it): dropped.
-    if (socket.destroyed) return
+    // The rest of a read whose connection was closed below (node:http goes on parsing it), or one
+    // pipelined behind a refusal whose connection lingers, ended (http/linger.ts): dropped, as
+    // RFC 9112 §9.6 asks of a connection the server is closing.
+    if (socket.destroyed || socket.writableEnded) return
     let turns = socket[IN_TURN]
     if (turns === undefined) {
       const line: Turns = { busy: false, waiting: [], paused: false, next: () => nextTurn(socket, line) }
@@ -180,6 +182,8 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   server.on('checkExpectation', onRequest)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     destroyOnError(socket)
+    // Pipelined behind a refusal whose connection lingers (ended): not a request to serve.
+    if (socket.writableEnded) return void socket.destroy()
     // From the handshake on, not only once it is a tunnel: one still waiting for its upstream at the
     // shutdown's deadline was not cut, and its request went unrecorded. (node:http no longer counts
     // the socket among its connections: a request pipelined ahead of the handshake is cut with it.)
@@ -200,6 +204,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     if (overHttp2(req)) return onRequest(req, socketOrResponse as ServerResponse)
     const socket = socketOrResponse as Duplex
     destroyOnError(socket)
+    if (socket.writableEnded) return void socket.destroy()
     // Refused before the pipeline, and audited as the parser's refusals are: every request has its
     // record. After the answers of requests pipelined ahead of it, as theirs came in order.
     const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })

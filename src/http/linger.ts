@@ -3,6 +3,7 @@
 // ever: no timer of node:http's watches a raw or upgraded socket. It is closed after a linger, as
 // nginx's lingering_timeout does.
 
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 
@@ -23,15 +24,21 @@ export function endAfterAnswer(socket: Duplex): void {
 }
 
 /**
- * For an answer that goes before the request's body was read (a 413, a 408, a refusal): node:http
- * closes the socket as soon as the answer is written (destroySoon). A client still sending its body
- * met a closed socket, and the reset its next bytes drew discarded what it had received and not yet
- * read, the answer with it: it saw EPIPE or ECONNRESET, never why (nginx's lingering_close is for
- * this). Half-closed instead: the rest of the body is read and dropped (node:http dumps it) until
- * the client closes, or the linger ends.
+ * For an answer the gateway gives before the request's body was read (a 413, a 408, a refusal):
+ * node:http closes the socket as soon as the answer is written (destroySoon). A client still
+ * sending its body met a closed socket, and the reset its next bytes drew discarded what it had
+ * received and not yet read, the answer with it: it saw EPIPE or ECONNRESET, never why (nginx's
+ * lingering_close is for this). Half-closed instead, until the client closes or the linger ends,
+ * with the rest of the body dropped as it comes. Requests pipelined behind it are not served
+ * (server.ts: the connection is ended).
  */
-export function lingerAtClose(socket: Socket): void {
+export function lingerAtClose(socket: Socket, req: IncomingMessage): void {
   socket.destroySoon = function lingeringClose(this: Socket): void {
+    // node:http drops a body only if nothing read it (resOnFinish); one read in part (paused, or
+    // piped and unpiped at its refusal) was pushed into until it held 64 KiB, then the socket was
+    // no longer read: the client's close unseen, and the linger's end a reset after all. _dump is
+    // node:http's own way to drop the rest (the parser skips a dumped request's body).
+    ;(req as IncomingMessage & { _dump(): void })._dump()
     endAfterAnswer(this)
   }
 }
