@@ -2,6 +2,8 @@
 // client registered at the provider for the gateway's origin (known before the gateway listens,
 // so on a held port), the `issuers` and `sign_in` blocks naming that provider and client, and a
 // gateway started there once its issuer's keys are loaded. A test file says only what is its own.
+import { randomBytes } from 'node:crypto'
+import { sessionId } from '../../src/identity/index.ts'
 import type { heldPort } from './faults.ts'
 import { startTestGateway, type TestGateway } from './gateway.ts'
 import { AUDIENCE, startIdentityProvider, type Person, type ProviderOptions, type TestIdentityProvider, type WebClient } from './identity-provider.ts'
@@ -92,4 +94,18 @@ export const ALICE_ADMIN: Person = { username: 'alice', password: 'alice-passwor
 /** `/people/*` to `upstreamUrl` (upstream `app`), taking a signed-in session only. */
 export function sessionRoute(upstreamUrl: string): { upstreams: object[]; routes: object[] } {
   return { upstreams: [{ name: 'app', url: upstreamUrl }], routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }] }
+}
+
+/**
+ * A session of `subject` (groups: staff) put in the running config's sign-in store as the callback
+ * writes it, last used `idleFor` ms ago, for an hour more; its cookie.
+ */
+export async function storedSession(gateway: TestGateway, subject: string, idleFor = 0): Promise<string> {
+  const value = randomBytes(32).toString('base64url')
+  const now = Date.now()
+  await gateway.state.runtime.signIn!.store.put({
+    id: sessionId(value), issuer: 'sso', subject, claims: { sub: subject, groups: ['staff'] },
+    createdAt: now - idleFor, lastSeenAt: now - idleFor, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
+  })
+  return `bouncer_session=${value}`
 }

@@ -3,13 +3,11 @@
 // compile. The store keeps a shortened timeout's cutoff (a longer one brings back no session that
 // had ended), so at the next reload that served, every session idle past the refused config's
 // timeout was ended for good, though no config that served ever had that timeout.
-import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { sessionId } from '../../src/identity/index.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { signInConfig, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
+import { signInConfig, startSignInProvider, storedSession, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -43,16 +41,7 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-/** A signed-in person's session as the callback writes it, last used `idleFor` ms ago; its cookie. */
-async function session(subject: string, idleFor: number): Promise<string> {
-  const value = randomBytes(32).toString('base64url')
-  const now = Date.now()
-  await gateway.state.runtime.signIn!.store.put({
-    id: sessionId(value), issuer: 'sso', subject, claims: { sub: subject, groups: ['staff'] },
-    createdAt: now - idleFor, lastSeenAt: now - idleFor, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
-  })
-  return `bouncer_session=${value}`
-}
+const session = (subject: string, idleFor = 0) => storedSession(gateway, subject, idleFor)
 
 async function status(cookie: string): Promise<number> {
   const res = await request(`${gateway.url}/app/x`, { headers: { cookie } })

@@ -1,11 +1,9 @@
 // Found by an adversarial probe (helper): a reload that changed only sign_in.session.idle opened a new, empty memory session store (the idle timeout was part of the store's identity), signing every person out; the docs promise memory sessions survive a reload that keeps the store setting.
-import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { sessionId } from '../../src/identity/index.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
+import { signInConfig, startSignInGateway, startSignInProvider, storedSession, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 let idp: TestIdentityProvider
@@ -34,16 +32,7 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-/** A signed-in person's session as the callback writes it, last used `idleFor` ms ago; its cookie. */
-async function session(subject: string, idleFor = 0): Promise<string> {
-  const value = randomBytes(32).toString('base64url')
-  const now = Date.now()
-  await gateway.state.runtime.signIn!.store.put({
-    id: sessionId(value), issuer: 'sso', subject, claims: { sub: subject, groups: ['staff'] },
-    createdAt: now - idleFor, lastSeenAt: now - idleFor, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
-  })
-  return `bouncer_session=${value}`
-}
+const session = (subject: string, idleFor = 0) => storedSession(gateway, subject, idleFor)
 
 async function status(cookie: string): Promise<number> {
   const res = await request(`${gateway.url}/app/x`, { headers: { cookie } })
