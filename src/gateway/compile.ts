@@ -109,10 +109,11 @@ export interface CredentialNames {
 
 /**
  * A runtime that serves (at start, at a reload's commit): what it changes in the process's shared
- * state takes effect only now. Its MCP endpoint takes its path's sessions; its credential names join the process's, withheld by every later
- * config (a rename keeps the old name withheld), and its sign_in.session.idle becomes the session
- * store's. At compile, a refused reload's names were withheld from upstreams until a restart, and
- * its shorter idle timeout ended sessions for good (the store keeps a shortened timeout's cutoff).
+ * state takes effect only now. Its MCP endpoint takes its path's sessions; its credential names
+ * join the process's, withheld by every later config (a rename keeps the old name withheld); its
+ * sign_in.session.idle becomes the session store's. At compile, a refused reload's names were
+ * withheld from upstreams until a restart, and its shorter idle timeout ended sessions for good
+ * (the store keeps a shortened timeout's cutoff).
  */
 export function putInForce(deps: CompileDeps, runtime: Runtime): void {
   runtime.mcp?.takeSessions()

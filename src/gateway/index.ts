@@ -1,5 +1,5 @@
 export type { BuiltInSources } from './built-ins.ts'
-export { putInForce, applySecretValues, compileRuntime, heldResources, CONSOLE_COOKIE, createRuntimeDeps, loadModulesFor, type CompileDeps, type CompiledRoute, type Runtime, type RuntimeSigning } from './compile.ts'
+export { applySecretValues, compileRuntime, CONSOLE_COOKIE, createRuntimeDeps, heldResources, loadModulesFor, putInForce, type CompileDeps, type CompiledRoute, type Runtime, type RuntimeSigning } from './compile.ts'
 export { explainTool } from './explain-tool.ts'
 export { explain, explainGranted, explainWithKeys, formatExplanation, type Explanation, type ExplainRequest, type Verdict } from './explain.ts'
 export type { ToolExplanation } from './explanation-shapes.ts'
